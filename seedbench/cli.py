@@ -1,0 +1,198 @@
+"""The `seedbench` command line.
+
+Errors the user can fix (SeedbenchError) print one line and exit 2, with no traceback; failed cells
+make `sweep` exit 1 after the whole grid has been tried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from seedbench.errors import ConfigError, SeedbenchError
+
+EPILOG_SWEEP = """examples:
+  seedbench sweep --method sgd --model fc,cnn --dataset digits --seeds 0-9
+  seedbench sweep --method sgd --model fc --dataset fmnist --seeds 0-2 --version ~table1 --epochs 5
+  seedbench sweep experiments/quickstart.yaml
+  seedbench sweep experiments/quickstart.yaml --set lr=0.1 --store /tmp/mystore
+
+Finished cells are reused (content-addressed identity); cells that failed before are skipped unless
+--retry-failed is given. Exit status: 0 all cells done, 1 some cells failed, 2 bad input."""
+
+
+def _console() -> Console:
+    return Console()
+
+
+def _parse_value(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r}: use KEY=VALUE, e.g. --set lr=0.1")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from seedbench.grid import SweepSpec, load_spec, parse_seeds, split_list
+    from seedbench.sweep import run_sweep
+
+    if args.spec:
+        spec = load_spec(Path(args.spec))
+        for flag, attr in (("method", "methods"), ("model", "models"), ("dataset", "datasets")):
+            if getattr(args, flag):
+                setattr(spec, attr, split_list(getattr(args, flag)))
+        if args.seeds:
+            spec.seeds = parse_seeds(args.seeds)
+        if args.version:
+            spec.versions = split_list(args.version)
+    else:
+        missing = [f"--{f}" for f in ("method", "model", "dataset", "seeds") if not getattr(args, f)]
+        if missing:
+            raise ConfigError(f"sweep needs a YAML file or {', '.join(missing)}; see `seedbench sweep --help`")
+        spec = SweepSpec(
+            methods=split_list(args.method),
+            models=split_list(args.model),
+            datasets=split_list(args.dataset),
+            seeds=parse_seeds(args.seeds),
+            versions=split_list(args.version),
+        )
+    spec.overrides.update(_overrides(args.set))
+    if args.epochs is not None:
+        spec.overrides["epochs"] = args.epochs
+    if args.store:
+        spec.store = args.store
+    if args.data_dir:
+        spec.data_dir = args.data_dir
+    if not (spec.methods and spec.models and spec.datasets and spec.seeds):
+        raise ConfigError("the sweep is empty: give at least one method, model, dataset and seed")
+
+    console = _console()
+    summary = run_sweep(spec, retry_failed=args.retry_failed, quiet=args.quiet)
+    console.print(
+        f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}), "
+        f"reused {summary.reused}, failed {len(summary.failed)}"
+        + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
+        + f"  [dim]store: {summary.store}[/]"
+    )
+    for label, error in summary.failed:
+        console.print(f"[red]failed[/] {label}: {error}")
+    for label in summary.skipped_failed:
+        console.print(f"[yellow]failed earlier[/] {label} (rerun with --retry-failed)")
+    return 0 if summary.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from seedbench.engine.store_context import store_dir
+    from seedbench.report import summary_table
+    from seedbench.results import load_runs
+
+    directory = store_dir(args.store)
+    if not directory.is_dir():
+        raise SeedbenchError(f"store {directory} does not exist; run `seedbench sweep` first or pass --store DIR")
+    table = load_runs(directory)
+    console = _console()
+    if table.skipped:
+        console.print(f"[yellow]warning:[/] skipped {len(table.skipped)} unreadable run record(s), e.g. {table.skipped[0]}")
+    summary = summary_table(table.runs)
+    if args.format == "csv":
+        sys.stdout.write(summary.to_csv(index=False))
+        return 0
+    if args.format == "json":
+        sys.stdout.write(summary.to_json(orient="records", indent=1) + "\n")
+        return 0
+    if args.format == "markdown":
+        sys.stdout.write(summary.to_markdown(index=False) + "\n" if hasattr(summary, "to_markdown") else summary.to_string(index=False))
+        return 0
+    rich_table = Table(title=f"seedbench report ({directory})", caption="accuracy %, mean +- std over finished seeds")
+    for column in summary.columns:
+        rich_table.add_column(str(column), justify="right" if column not in ("method", "model", "dataset") else "left")
+    for row in summary.itertuples(index=False):
+        rich_table.add_row(*(str(v) for v in row))
+    console.print(rich_table)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from seedbench.data import availability
+
+    rows = availability(args.data_dir)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return 0
+    table = Table(title="datasets")
+    for column in ("dataset", "status", "location", "how_to_get"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = "green" if row["status"] == "available" else "yellow"
+        table.add_row(row["dataset"], f"[{style}]{row['status']}[/]", row["location"], row["how_to_get"])
+    _console().print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seedbench",
+        description="Run seeds x models x datasets grids of training methods and compare them honestly.",
+        epilog="Run `seedbench COMMAND --help` for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("sweep", help="train a grid of cells (reusing finished ones)", description="Train every cell of a methods x models x datasets x seeds grid and store the results.", epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", nargs="?", help="a sweep YAML file (keys: methods, models, datasets, seeds, versions, overrides, store)")
+    p.add_argument("--method", help="comma-separated methods, e.g. sgd")
+    p.add_argument("--model", help="comma-separated models, e.g. fc,cnn")
+    p.add_argument("--dataset", help="comma-separated datasets: digits, mnist, fmnist, cifar10")
+    p.add_argument("--seeds", help="seeds: 0-9, 0,3,7 or 0-4,10")
+    p.add_argument("--version", help="comma-separated presets from machinable.yaml applied after model/dataset, e.g. ~table1")
+    p.add_argument("--epochs", type=int, help="override the number of epochs")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable), e.g. --set lr=0.1")
+    p.add_argument("--store", help="results store directory (default: ./storage in the project)")
+    p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
+    p.add_argument("--retry-failed", action="store_true", help="rerun cells that failed in an earlier sweep")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="summarise a store: n, mean +- std of validation and test accuracy", description="One row per method x model x dataset: finished runs, diverged and failed counts, mean +- std of final validation and test accuracy (%).")
+    p.add_argument("--store", help="results store directory (default: ./storage in the project)")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table", help="output format (default: table)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("datasets", help="which datasets are available where, and how to get the missing ones", description="List the datasets seedbench knows, where each was found, and how to get the missing ones.")
+    p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SeedbenchError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/]: finished cells are kept; run the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

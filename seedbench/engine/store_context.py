@@ -1,0 +1,51 @@
+"""Where a sweep's records live: the machinable project, its Storage folder and its Index database.
+
+The Storage folders are the source of truth; the Index (SQLite) is a rebuildable catalogue that only
+the driver writes. With `--store DIR` both live under DIR unless $MACHINABLE_INDEX points the index
+elsewhere (on a cluster: index on the driver's local disk, storage on the shared filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from seedbench.catalog import catalog_path
+
+
+def project_root() -> Path:
+    return catalog_path().parent
+
+
+def store_dir(store: str | os.PathLike | None) -> Path:
+    return Path(store).expanduser().resolve() if store else project_root() / "storage"
+
+
+def index_database(store: str | os.PathLike | None) -> str | None:
+    if os.environ.get("MACHINABLE_INDEX"):
+        return os.environ["MACHINABLE_INDEX"]
+    if store:
+        return str(store_dir(store) / ".machinable.sqlite")
+    return None  # machinable's default: <project>/.machinable.sqlite
+
+
+@contextlib.contextmanager
+def open_store(store: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Enter the project, storage and index of `store` (all of machinable's context in one place)."""
+    from machinable import Index, Project, Storage
+
+    root = str(project_root())
+    if root not in sys.path:  # components import each other as `components.<name>`
+        sys.path.insert(0, root)
+    directory = store_dir(store)
+    directory.mkdir(parents=True, exist_ok=True)
+    database = index_database(store)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(Project(root))
+        stack.enter_context(Storage({"directory": str(directory)}))
+        if database:
+            stack.enter_context(Index({"database": database}))
+        yield directory

@@ -1,0 +1,136 @@
+"""A sweep spec (CLI flags or a YAML file) -> the list of cells, each a (component, version) pair.
+
+Every cell's version is `[~model, ~dataset, *presets, {seed, **overrides}]`, so a cell is exactly what
+`machinable get components.<method> ~cnn ~digits seed=3` would build by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seedbench.errors import ConfigError
+
+SPEC_KEYS = {"methods", "models", "datasets", "seeds", "versions", "overrides", "store", "engine", "resources", "data_dir"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    model: str
+    dataset: str
+    seed: int
+    presets: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def module(self) -> str:
+        return f"components.{self.method}"
+
+    @property
+    def version(self) -> list:
+        patch = {"seed": self.seed, **dict(self.overrides)}
+        return [f"~{self.model}", f"~{self.dataset}", *(f"~{p}" for p in self.presets), patch]
+
+    @property
+    def label(self) -> str:
+        extra = "".join(f" ~{p}" for p in self.presets)
+        return f"{self.method} {self.model}-{self.dataset} seed={self.seed}{extra}"
+
+
+@dataclass
+class SweepSpec:
+    methods: list[str]
+    models: list[str]
+    datasets: list[str]
+    seeds: list[int]
+    versions: list[str] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    store: str | None = None
+    engine: str | None = None
+    resources: dict[str, Any] | None = None
+    data_dir: str | None = None
+
+    def cells(self) -> list[Cell]:
+        presets = tuple(v.lstrip("~") for v in self.versions)
+        overrides = dict(self.overrides)
+        if self.data_dir and "data_dir" not in overrides:
+            overrides["data_dir"] = self.data_dir
+        frozen = tuple(sorted(overrides.items(), key=lambda kv: kv[0]))
+        return [
+            Cell(method, model, dataset, seed, presets, _hashable(frozen))
+            for method in self.methods
+            for dataset in self.datasets
+            for model in self.models
+            for seed in self.seeds
+        ]
+
+
+def _hashable(items: tuple) -> tuple:
+    return tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in items)
+
+
+def parse_seeds(text: str | int | list) -> list[int]:
+    """'0-9', '0,3,7', '0-4,10-12' or a YAML list -> sorted unique seeds."""
+    if isinstance(text, int):
+        return [text]
+    if isinstance(text, list):
+        return sorted({int(s) for s in text})
+    seeds: set[int] = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise ConfigError(f"bad seeds {text!r}: use a range like 0-9, a list like 0,3,7, or both (0-4,10)")
+        lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
+        if hi < lo:
+            raise ConfigError(f"bad seed range {part!r}: the end is below the start")
+        seeds.update(range(lo, hi + 1))
+    return sorted(seeds)
+
+
+def split_list(text: str | list | None) -> list[str]:
+    if text is None:
+        return []
+    if isinstance(text, list):
+        return [str(t) for t in text]
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+def load_spec(path: Path) -> SweepSpec:
+    """Read a sweep YAML file (see experiments/quickstart.yaml)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: sweep file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a sweep file is a mapping with methods, models, datasets, seeds")
+    unknown = set(raw) - SPEC_KEYS - {"method", "model", "dataset"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(SPEC_KEYS))}")
+    missing = [k for k in ("methods", "models", "datasets", "seeds") if k not in raw and k[:-1] not in raw]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)}")
+    overrides = raw.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{path}: 'overrides' must be a mapping of config keys to values")
+    return SweepSpec(
+        methods=split_list(raw.get("methods", raw.get("method"))),
+        models=split_list(raw.get("models", raw.get("model"))),
+        datasets=split_list(raw.get("datasets", raw.get("dataset"))),
+        seeds=parse_seeds(raw["seeds"]),
+        versions=split_list(raw.get("versions")),
+        overrides=overrides,
+        store=raw.get("store"),
+        engine=raw.get("engine"),
+        resources=raw.get("resources"),
+        data_dir=raw.get("data_dir"),
+    )

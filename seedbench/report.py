@@ -1,0 +1,33 @@
+"""`seedbench report`: a thin summary of a store (full statistics live in seedbench.stats)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+GROUP = ["method", "model", "dataset"]
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per method x model x dataset: n finished (and diverged/failed), mean +- std of val/test acc."""
+    if runs.empty:
+        return pd.DataFrame(columns=[*GROUP, "n", "diverged", "failed", "val_acc", "test_acc"])
+    rows = []
+    for key, group in runs.groupby(GROUP, sort=True, dropna=False):
+        done = group[group["status"] == "finished"]
+        row = dict(zip(GROUP, key))
+        row["n"] = len(done)
+        row["diverged"] = int((group["status"] == "diverged").sum())
+        row["failed"] = int((group["status"] == "failed").sum())
+        for metric in ("val_acc", "test_acc"):
+            values = pd.to_numeric(done.get(metric), errors="coerce").dropna() * 100 if len(done) else pd.Series(dtype=float)
+            row[metric] = _mean_std(values)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_std(values: pd.Series) -> str:
+    if len(values) == 0:
+        return "-"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.2f}"
+    return f"{values.mean():.2f} +- {values.std(ddof=1):.2f}"
