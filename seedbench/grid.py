@@ -1,7 +1,8 @@
 """A sweep spec (CLI flags or a YAML file) -> the list of cells, each a (component, version) pair.
 
-Every cell's version is `[~model, ~dataset, *presets, {seed, **overrides}]`, so a cell is exactly what
-`machinable get components.<method> ~cnn ~digits seed=3` would build by hand.
+Every cell's version is `[{model, dataset}, *presets, {seed, **overrides}]`: the same config, hence the
+same identity, as `machinable get components.<method> ~cnn ~digits seed=3` builds by hand, and it also
+works for zoo models that have no preset of their own.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Cell:
     @property
     def version(self) -> list:
         patch = {"seed": self.seed, **dict(self.overrides)}
-        return [f"~{self.model}", f"~{self.dataset}", *(f"~{p}" for p in self.presets), patch]
+        return [{"model": self.model, "dataset": self.dataset}, *(f"~{p}" for p in self.presets), patch]
 
     @property
     def label(self) -> str:

@@ -32,9 +32,31 @@ class PlannedCell:
             return {}
 
 
-def _config_error(cell: Cell, exc: Exception) -> ConfigError:
-    message = str(exc).strip().splitlines()
-    text = " ".join(line.strip() for line in message if line.strip() and not line.strip().startswith("For further"))
+def available_methods() -> list[str]:
+    """Methods are the component modules of the project (components/<method>.py)."""
+    from seedbench.engine.store_context import project_root
+
+    skip = {"__init__", "trial"}
+    return sorted(p.stem for p in (project_root() / "components").glob("*.py") if p.stem not in skip)
+
+
+def _config_error(cell: Cell, exc: BaseException) -> ConfigError:
+    """Turn machinable's and pydantic's multi-line errors into one line naming the key and the fix."""
+    from pydantic import ValidationError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__
+    if isinstance(cause, ValidationError):
+        parts = []
+        for err in cause.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                parts.append(f"unknown config key {key!r}")
+            else:
+                parts.append(f"{key}={err.get('input')!r}: {err['msg']}")
+        return ConfigError(f"{cell.label}: invalid config: {'; '.join(parts)}")
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return ConfigError(f"{cell.label}: invalid config: {text}")
 
 
@@ -46,17 +68,19 @@ def plan_cells(cells: list[Cell]) -> list[PlannedCell]:
     """
     from machinable import get
 
+    from seedbench.catalog import load_catalog
+
+    methods = available_methods()
+    catalog = load_catalog()
+    for preset in sorted({p for cell in cells for p in cell.presets}):
+        catalog.preset(preset)  # unknown presets fail here, with a suggestion
     planned = []
     for cell in cells:
+        if cell.method not in methods:
+            raise ConfigError(f"unknown method {cell.method!r}; choose one of {', '.join(methods)}")
         try:
             interface = get(cell.module, cell.version)
             interface.config  # noqa: B018 - resolve and validate now
-        except ModuleNotFoundError as exc:
-            if exc.name not in (cell.module, "components"):
-                raise
-            from seedbench.config import METHOD_CONFIGS
-
-            raise ConfigError(f"unknown method {cell.method!r}; choose one of {', '.join(sorted(METHOD_CONFIGS))}") from None
         except Exception as exc:  # machinable wraps pydantic and lookup errors in ConfigurationError
             raise _config_error(cell, exc) from None
         state = "pending"

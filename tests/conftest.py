@@ -1,0 +1,72 @@
+"""Shared fixtures: small datasets written in the real file formats, and isolated stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seedbench.data.cifar import write_batch
+from seedbench.data.idx import write_idx
+
+ROOT = Path(__file__).resolve().parent.parent
+FMNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+# Keep every test process to one thread: the suite runs on 2 cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def make_idx_dataset(directory: Path, n_train: int = 120, n_test: int = 40, gz: bool = True, seed: int = 0) -> Path:
+    """An MNIST-format dataset whose class is readable from the image (a bright row per class)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 2 + 2 * label, :] = 255
+        write_idx(directory / f"{split}-images-idx3-ubyte{suffix}", images)
+        write_idx(directory / f"{split}-labels-idx1-ubyte{suffix}", labels)
+    return directory
+
+
+def make_cifar_dataset(directory: Path, per_batch: int = 20, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, per_batch)
+        write_batch(directory / name, rng.integers(0, 256, (per_batch, 3072)), labels)
+    return directory
+
+
+@pytest.fixture
+def idx_dir(tmp_path: Path) -> Path:
+    return make_idx_dataset(tmp_path / "data" / "mnist").parent
+
+
+@pytest.fixture
+def cifar_dir(tmp_path: Path) -> Path:
+    return make_cifar_dataset(tmp_path / "data" / "cifar10").parent
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "seedbench.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def scratch_project(tmp_path: Path) -> Path:
+    """A copy of the machinable project (components + catalogue) so tests never touch ./storage."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "components", project / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "machinable.yaml", project / "machinable.yaml")
+    return project

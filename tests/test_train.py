@@ -1,0 +1,88 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seedbench.config import SGDConfig
+from seedbench.seeding import derive_seed, stream_seeds
+from seedbench.trial import build_initialised_model, run_trial
+
+TINY = dict(dataset="digits", limit_train=256, val_size=100, epochs=2, batch_size=32, lr=0.05)
+
+
+def _epochs(path: Path) -> list[dict]:
+    return [json.loads(line) for line in (path / "epochs.jsonl").read_text().splitlines()]
+
+
+def test_run_records_epochs_and_final_metrics(tmp_path):
+    record = run_trial(SGDConfig(model="fc", **TINY), tmp_path)
+    assert record["status"] == "finished" and record["D"] == 101_770
+    assert 0.0 <= record["test_acc"] <= 1.0
+    rows = _epochs(tmp_path)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s"):
+        assert rows[-1][key] is not None
+    on_disk = json.loads((tmp_path / "run.json").read_text())
+    assert on_disk["status"] == "finished" and on_disk["val_acc"] == rows[-1]["val_acc"]
+
+
+def test_same_seed_same_result_and_different_seed_differs(tmp_path):
+    a = run_trial(SGDConfig(model="cnn", seed=7, **TINY), tmp_path / "a")
+    b = run_trial(SGDConfig(model="cnn", seed=7, **TINY), tmp_path / "b")
+    c = run_trial(SGDConfig(model="cnn", seed=8, **TINY), tmp_path / "c")
+    timing = {"seconds", "images_per_s"}
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
+    assert strip(_epochs(tmp_path / "a")) == strip(_epochs(tmp_path / "b"))
+    assert a["val_loss"] == b["val_loss"]
+    assert c["val_loss"] != a["val_loss"]
+
+
+def test_streams_are_independent_so_only_init_can_vary():
+    base = stream_seeds(3)
+    varied = stream_seeds(3, {"init": 99})
+    assert varied["init"] != base["init"]
+    assert {k: v for k, v in varied.items() if k != "init"} == {k: v for k, v in base.items() if k != "init"}
+    assert len(set(base.values())) == len(base)  # four distinct streams
+    assert derive_seed(0, "init") != derive_seed(1, "init")
+
+
+def test_init_seed_changes_weights_only():
+    cfg_a = SGDConfig(model="fc", seed=1, init_seed=5)
+    cfg_b = SGDConfig(model="fc", seed=2, init_seed=5)
+    seeds_a = stream_seeds(cfg_a.seed, {"init": cfg_a.init_seed})
+    seeds_b = stream_seeds(cfg_b.seed, {"init": cfg_b.init_seed})
+    wa = build_initialised_model(cfg_a, (1, 28, 28), 10, seeds_a["init"])
+    wb = build_initialised_model(cfg_b, (1, 28, 28), 10, seeds_b["init"])
+    assert all(torch.equal(p, q) for p, q in zip(wa.parameters(), wb.parameters()))
+    assert seeds_a["data"] != seeds_b["data"]
+
+
+def test_divergence_is_recorded_not_raised(tmp_path):
+    record = run_trial(SGDConfig(model="fc", **{**TINY, "lr": 1e6}), tmp_path)
+    assert record["status"] == "diverged"
+    assert "loss" in record["reason"] or "accuracy" in record["reason"]
+    assert "test_acc" not in record  # no test evaluation of a diverged run
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "diverged"
+
+
+def test_low_accuracy_after_epoch_four_counts_as_divergence(tmp_path):
+    # lr so small nothing is learned: accuracy stays at chance (<= 15%) through epoch 4
+    record = run_trial(SGDConfig(model="fc", **{**TINY, "lr": 1e-9, "epochs": 6}), tmp_path)
+    assert record["status"] == "diverged" and "after epoch 4" in record["reason"]
+    assert record["epochs_completed"] == 4
+    off = run_trial(SGDConfig(model="fc", **{**TINY, "lr": 1e-9, "epochs": 5, "diverge_stop": False}), tmp_path / "off")
+    assert off["status"] == "finished" and off["epochs_completed"] == 5
+
+
+def test_failure_is_recorded_with_traceback(tmp_path):
+    with pytest.raises(Exception):
+        run_trial(SGDConfig(model="nope", **TINY), tmp_path)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "failed" and "nope" in record["error"]
+    assert "Traceback" in (tmp_path / "traceback.txt").read_text()
+
+
+def test_augmented_training_runs(tmp_path):
+    record = run_trial(SGDConfig(model="cnn", augment=True, **TINY), tmp_path)
+    assert record["status"] == "finished"
