@@ -1,0 +1,218 @@
+"""Across-seed distributions and learning curves, written straight to PNG or SVG files.
+
+Figures are built with matplotlib's object API on an Agg canvas (no pyplot): nothing is ever
+shown, no global figure state leaks between calls, and the module works on headless workers.
+Every arm's n is printed on the plot, because a clean-looking box over 3 seeds and one over 50
+are different claims.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy import stats
+
+from seedbench.stats import CONFIDENCE, StatusSplit, arm_order, iter_groups, select_arm, split_by_status
+
+KINDS = ("box", "violin", "strip", "ecdf")
+EXTENSIONS = {".png": "png", ".svg": "svg"}
+FACET_W, FACET_H, MAX_COLS = 4.8, 3.6, 3
+
+
+def output_format(out_path: str | Path) -> str:
+    """The image format from the file extension; checked before any drawing work is done."""
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise ValueError(f"unsupported plot file extension {suffix!r} for {out_path}; use one of {', '.join(EXTENSIONS)}")
+    return EXTENSIONS[suffix]
+
+
+def _check_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"column(s) {missing} not in the table (columns: {list(df.columns)})")
+
+
+def _facets(n: int, title: str) -> tuple[Figure, list[Axes]]:
+    ncols = min(MAX_COLS, max(n, 1))
+    nrows = math.ceil(max(n, 1) / ncols)
+    fig = Figure(figsize=(FACET_W * ncols, FACET_H * nrows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(max(n, 1))]
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _facet_title(key: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in key.items())
+
+
+def _save(fig: Figure, out_path: str | Path) -> Path:
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format=output_format(path), dpi=120)
+    return path
+
+
+def _arm_label(arm: Any, split: StatusSplit, inline: bool = False) -> str:
+    """ "rbd n=4 (1 diverged)": failed and diverged runs are named next to the n they reduce."""
+    notes = [f"{n} {what}" for n, what in ((split.n_diverged, "diverged"), (split.n_failed, "failed")) if n]
+    counts = f"n={len(split.values)}" + (f", {', '.join(notes)}" if notes else "")
+    return f"{arm} ({counts})" if inline else f"{arm}\n{counts}"
+
+
+def _jitter(n: int, position: float, rng: np.random.Generator, width: float = 0.08) -> np.ndarray:
+    return position + rng.uniform(-width, width, n)
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Mean and t-interval half-width pieces; NaN half-width below two values."""
+    n = len(values)
+    mean = float(np.mean(values)) if n else math.nan
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * stats.sem(values))
+    return mean, mean - half, mean + half
+
+
+def _draw_distribution(
+    ax: Axes, kind: str, arms: list[Any], splits: dict[Any, StatusSplit], metric: str, by: str, rng: np.random.Generator
+) -> None:
+    positions = list(range(1, len(arms) + 1))
+    data = [splits[a].values for a in arms]
+    if kind == "ecdf":
+        for arm, values in zip(arms, data):
+            if len(values):
+                ax.ecdf(values, label=_arm_label(arm, splits[arm], inline=True))
+        ax.set_xlabel(metric)
+        ax.set_ylabel("fraction of seeds <= x")
+        ax.legend(fontsize="small")
+        return
+    filled = [(p, v) for p, v in zip(positions, data) if len(v)]
+    if kind == "box" and filled:
+        ax.boxplot([v for _, v in filled], positions=[p for p, _ in filled], widths=0.5, showfliers=False)
+    if kind == "violin":
+        shaped = [(p, v) for p, v in filled if len(v) >= 2 and np.ptp(v) > 0]  # a KDE needs spread
+        if shaped:
+            ax.violinplot([v for _, v in shaped], positions=[p for p, _ in shaped], showmedians=True)
+    for p, v in filled:  # every seed as a point: with few seeds the points are the distribution
+        ax.scatter(_jitter(len(v), p, rng), v, s=14, alpha=0.7, color="black", zorder=3)
+    if kind == "strip":
+        for i, (p, v) in enumerate(filled):
+            mean, low, high = _t_interval(v, CONFIDENCE)
+            label = f"mean, {CONFIDENCE:.0%} t-interval" if i == 0 else None
+            ax.plot([p - 0.2, p + 0.2], [mean, mean], color="tab:red", lw=2, zorder=4, label=label)
+            if not math.isnan(low):
+                ax.vlines(p + 0.25, low, high, color="tab:red", lw=1.5, zorder=4)
+        if filled:
+            ax.legend(fontsize="small")
+    ax.set_xticks(positions, [_arm_label(a, splits[a]) for a in arms])
+    ax.set_xlim(0.5, len(arms) + 0.5)
+    ax.set_xlabel(by)
+    ax.set_ylabel(metric)
+
+
+def plot_distribution(
+    df: pd.DataFrame,
+    metric: str,
+    by: str,
+    kind: str,
+    out_path: str | Path,
+    *,
+    within: Sequence[str] = (),
+    status_col: str = "status",
+    order: Sequence[Any] | None = None,
+    title: str | None = None,
+    seed: int = 0,
+) -> Path:
+    """Across-seed distribution of `metric` per arm, one panel per `within` group.
+
+    Box and violin plots overlay every seed as a point and strip plots add the mean with its
+    95% t-interval, since with 3-10 seeds a summary shape alone hides how few points it rests on.
+    ECDFs compare whole distributions (a method that helps only the worst seeds shows here).
+    Only finished runs are drawn; failed/diverged counts appear in the labels. Returns the path.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown plot kind {kind!r}; choose one of {', '.join(KINDS)}")
+    output_format(out_path)
+    within = [within] if isinstance(within, str) else list(within)
+    _check_columns(df, [metric, by, *within])
+    arms = arm_order(df, by, order)
+    groups = list(iter_groups(df, within))
+    fig, axes = _facets(len(groups), title or f"{metric} across seeds by {by} ({kind})")
+    rng = np.random.default_rng(seed)
+    for ax, (key, group) in zip(axes, groups):
+        splits = {a: split_by_status(select_arm(group, by, a), metric, status_col) for a in arms}
+        _draw_distribution(ax, kind, arms, splits, metric, by, rng)
+        if key:
+            ax.set_title(_facet_title(key), fontsize="medium")
+        ax.grid(alpha=0.3)
+    return _save(fig, out_path)
+
+
+def _curve(group: pd.DataFrame, metric: str, epoch_col: str, confidence: float) -> pd.DataFrame:
+    """Per epoch: mean over the runs that reached it, its t-interval, and how many runs that was."""
+    values = pd.to_numeric(group[metric], errors="coerce")
+    ok = np.isfinite(values.to_numpy(dtype=float))
+    rows = []
+    for epoch, v in values[ok].groupby(group.loc[ok, epoch_col], sort=True):
+        mean, low, high = _t_interval(v.to_numpy(dtype=float), confidence)
+        rows.append({"epoch": epoch, "mean": mean, "low": low, "high": high, "n": len(v)})
+    return pd.DataFrame(rows, columns=["epoch", "mean", "low", "high", "n"])
+
+
+def _curve_label(arm: Any, curve: pd.DataFrame) -> str:
+    if curve.empty:
+        return f"{arm} (n=0)"
+    first, last = int(curve["n"].iloc[0]), int(curve["n"].iloc[-1])
+    return f"{arm} (n={first})" if first == last else f"{arm} (n={first}->{last})"
+
+
+def plot_curves(
+    epochs_df: pd.DataFrame,
+    metric: str,
+    by: str,
+    out_path: str | Path,
+    *,
+    epoch_col: str = "epoch",
+    within: Sequence[str] = (),
+    order: Sequence[Any] | None = None,
+    confidence: float = CONFIDENCE,
+    title: str | None = None,
+) -> Path:
+    """Learning curves: per arm the mean of `metric` per epoch with a t-interval band over seeds.
+
+    `epochs_df` has one row per run and epoch. The band is over the runs that reached each epoch;
+    when runs stop early (divergence) the legend shows the n dropping ("n=5->3"), because the
+    later part of such a curve averages survivors only. Returns the path written.
+    """
+    output_format(out_path)
+    within = [within] if isinstance(within, str) else list(within)
+    _check_columns(epochs_df, [metric, by, epoch_col, *within])
+    arms = arm_order(epochs_df, by, order)
+    groups = list(iter_groups(epochs_df, within))
+    pct = f"{confidence:.0%}"
+    fig, axes = _facets(len(groups), title or f"{metric} per {epoch_col}: mean and {pct} t-interval over seeds")
+    for ax, (key, group) in zip(axes, groups):
+        for i, arm in enumerate(arms):
+            curve = _curve(select_arm(group, by, arm), metric, epoch_col, confidence)
+            color = f"C{i % 10}"
+            ax.plot(curve["epoch"], curve["mean"], color=color, marker="o", ms=3, label=_curve_label(arm, curve))
+            band = curve.dropna(subset=["low", "high"])
+            if not band.empty:
+                ax.fill_between(band["epoch"], band["low"], band["high"], color=color, alpha=0.2, lw=0)
+        ax.set_xlabel(epoch_col)
+        ax.set_ylabel(metric)
+        if key:
+            ax.set_title(_facet_title(key), fontsize="medium")
+        ax.legend(fontsize="small", title=by)
+        ax.grid(alpha=0.3)
+    return _save(fig, out_path)
