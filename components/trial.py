@@ -15,7 +15,7 @@ import torch
 from machinable import Interface
 
 from seedbench.catalog import load_catalog
-from seedbench.config import TrialConfig
+from seedbench.config import LR_ALIASES, TrialConfig
 from seedbench.trial import run_trial
 
 
@@ -35,7 +35,8 @@ class Trial(Interface):
         """Fill a missing learning rate from machinable.yaml, so it is part of the run's identity."""
         cfg = self._config
         if cfg.get("lr") is None:
-            cfg.lr = load_catalog().learning_rate(cfg.get("lr_table", "default"), cfg.method, cfg.model, cfg.dataset)
+            method = LR_ALIASES.get(cfg.method, cfg.method)
+            cfg.lr = load_catalog().learning_rate(cfg.get("lr_table", "default"), method, cfg.model, cfg.dataset)
 
     def on_seeding(self) -> bool:
         """Global RNGs get the run seed too; training itself uses the per-stream generators."""

@@ -19,6 +19,7 @@ import torch
 
 from seedbench.config import TrialConfig
 from seedbench.data import load_dataset
+from seedbench.data.transforms import resize_dataset
 from seedbench.methods import make_optimizer
 from seedbench.models import build_model, count_parameters
 from seedbench.seeding import stream_seeds
@@ -30,8 +31,12 @@ TRACEBACK_FILE = "traceback.txt"
 
 
 def resolve_device(requested: str) -> str:
-    """'auto' trains on the GPU when this process can see one (the engine hides GPUs it did not assign)."""
+    """'auto': the device the engine assigned ($SEEDBENCH_DEVICE: "cuda" only for a cell that was given a GPU,
+    which Ray exposes as the only visible one), else the GPU when this process can see one."""
     if requested == "auto":
+        assigned = os.environ.get("SEEDBENCH_DEVICE")
+        if assigned:
+            return assigned
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
 
@@ -50,8 +55,18 @@ def build_initialised_model(cfg: TrialConfig, in_shape: tuple[int, int, int], nu
             stabilize=cfg.stabilize,
             rewire=cfg.rewire,
             generator=torch.Generator().manual_seed(init_seed),
+            tries=cfg.stabilize_tries,
         )
     return model
+
+
+def pretrain_hook(cfg: TrialConfig, model: torch.nn.Module, data, device: str) -> dict[str, Any] | None:
+    """Methods that change the model before main training (Sup-Walsh) do it here."""
+    if getattr(cfg, "method", None) != "sup_walsh":
+        return None
+    from seedbench.supwalsh_trial import supwalsh_pretraining
+
+    return supwalsh_pretraining(cfg, model, data, device)
 
 
 def write_record(out_dir: Path, record: dict[str, Any]) -> None:
@@ -80,6 +95,7 @@ def run_trial(cfg: TrialConfig, out_dir: Path, lr: float | None = None, run_id: 
     epochs_path = out_dir / EPOCHS_FILE
     if epochs_path.exists():  # a retried run starts its curve afresh
         epochs_path.unlink()
+    (out_dir / TRACEBACK_FILE).unlink(missing_ok=True)  # and drops the traceback of a failed earlier try
     try:
         if lr is None:
             raise ValueError("no learning rate: set lr in the config or in machinable.yaml's learning_rates")
@@ -88,7 +104,9 @@ def run_trial(cfg: TrialConfig, out_dir: Path, lr: float | None = None, run_id: 
         device = resolve_device(cfg.device)
         seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.limit_train)
+        data = resize_dataset(data, cfg.image_size, cfg.grayscale)
         model = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"]).to(device)
+        record["pretraining"] = pretrain_hook(cfg, model, data, device)
         optimizer = make_optimizer(model.parameters(), lr, cfg, seeds["method"])
         settings = TrainSettings(
             epochs=cfg.epochs,
