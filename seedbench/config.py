@@ -39,6 +39,7 @@ class TrialConfig(BaseModel):
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1, description="torch threads; None: the worker's CPU share")
     diverge_stop: bool = True
+    label: str | None = Field(None, description="a free-form arm label for reports (part of the identity)")
     # scheduling resources (used by the engines, not by training)
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)

@@ -16,7 +16,8 @@ import yaml
 
 from seedbench.errors import ConfigError
 
-SPEC_KEYS = {"methods", "models", "datasets", "seeds", "versions", "overrides", "store", "engine", "resources", "data_dir"}
+SPEC_KEYS = {"methods", "models", "datasets", "seeds", "versions", "overrides", "store", "engine", "resources", "data_dir", "seed_key", "base_seed"}
+SEED_KEYS = ("seed", "init_seed", "data_seed", "augment_seed")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class Cell:
     seed: int
     presets: tuple[str, ...] = ()
     overrides: tuple[tuple[str, Any], ...] = ()
+    # which config key the sweep's seeds go to: "seed" (every stream), or e.g. "init_seed" to vary only
+    # the weight initialisation while `seed` (data order, augmentation) stays at `base_seed`
+    seed_key: str = "seed"
+    base_seed: int = 0
 
     @property
     def module(self) -> str:
@@ -34,13 +39,14 @@ class Cell:
 
     @property
     def version(self) -> list:
-        patch = {"seed": self.seed, **dict(self.overrides)}
+        varied = {"seed": self.seed} if self.seed_key == "seed" else {"seed": self.base_seed, self.seed_key: self.seed}
+        patch = {**varied, **{k: dict(v) if isinstance(v, _FrozenDict) else v for k, v in self.overrides}}
         return [{"model": self.model, "dataset": self.dataset}, *(f"~{p}" for p in self.presets), patch]
 
     @property
     def label(self) -> str:
         extra = "".join(f" ~{p}" for p in self.presets)
-        return f"{self.method} {self.model}-{self.dataset} seed={self.seed}{extra}"
+        return f"{self.method} {self.model}-{self.dataset} {self.seed_key}={self.seed}{extra}"
 
 
 @dataclass
@@ -55,6 +61,8 @@ class SweepSpec:
     engine: str | None = None
     resources: dict[str, Any] | None = None
     data_dir: str | None = None
+    seed_key: str = "seed"
+    base_seed: int = 0
 
     def cells(self) -> list[Cell]:
         presets = tuple(v.lstrip("~") for v in self.versions)
@@ -63,7 +71,7 @@ class SweepSpec:
             overrides["data_dir"] = self.data_dir
         frozen = tuple(sorted(overrides.items(), key=lambda kv: kv[0]))
         return [
-            Cell(method, model, dataset, seed, presets, _hashable(frozen))
+            Cell(method, model, dataset, seed, presets, _hashable(frozen), self.seed_key, self.base_seed)
             for method in self.methods
             for dataset in self.datasets
             for model in self.models
@@ -71,8 +79,12 @@ class SweepSpec:
         ]
 
 
+class _FrozenDict(tuple):
+    """A dict-valued override (e.g. resources={IPU: 1}) kept hashable in a frozen Cell; Cell.version restores the dict."""
+
+
 def _hashable(items: tuple) -> tuple:
-    return tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in items)
+    return tuple((k, _FrozenDict(sorted(v.items())) if isinstance(v, dict) else v) for k, v in items)
 
 
 def parse_seeds(text: str | int | list) -> list[int]:
@@ -134,4 +146,12 @@ def load_spec(path: Path) -> SweepSpec:
         engine=raw.get("engine"),
         resources=raw.get("resources"),
         data_dir=raw.get("data_dir"),
+        seed_key=_seed_key(path, raw.get("seed_key", "seed")),
+        base_seed=int(raw.get("base_seed", 0)),
     )
+
+
+def _seed_key(path: Path, key: str) -> str:
+    if key not in SEED_KEYS:
+        raise ConfigError(f"{path}: seed_key {key!r} must be one of {', '.join(SEED_KEYS)}")
+    return key

@@ -1,0 +1,75 @@
+"""Run the random-bases Table 1 grid and print it in the paper's layout.
+
+    python experiments/table1.py                       # full budget: 100 epochs, 3 seeds
+    python experiments/table1.py --epochs 2 --seeds 0-1 --methods rbd,sgd --engine ray
+    python experiments/table1.py --bases hadamard      # RBD with structured (Walsh-Hadamard) bases as an extra arm
+
+Datasets that are not installed are skipped with a message saying how to get them; the table is then
+printed with `seedbench report --baseline sgd` over the runs of this study's store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from seedbench.cli import main as cli_main
+from seedbench.data import locate
+from seedbench.data.datasets import HOW_TO_GET
+from seedbench.grid import SweepSpec, parse_seeds, split_list
+from seedbench.sweep import run_sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="nes,fpd,rbd,sgd")
+    parser.add_argument("--models", default="fc,cnn")
+    parser.add_argument("--datasets", default="mnist,fmnist,cifar10")
+    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--epochs", type=int, help="override the preset's 100 epochs")
+    parser.add_argument("--limit-train", type=int, help="train on the first N images only (quick looks)")
+    parser.add_argument("--bases", choices=["gaussian", "hadamard", "both"], default="gaussian", help="RBD's bases")
+    parser.add_argument("--store", default=None, help="results store (default: ./storage)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    args = parser.parse_args(argv)
+
+    datasets = []
+    for name in split_list(args.datasets):
+        if locate(name, args.data_dir) is None:
+            print(f"skipping {name}: not installed; to get it: {HOW_TO_GET[name]}", file=sys.stderr)
+        else:
+            datasets.append(name)
+    if not datasets:
+        print("no dataset of the study is available; nothing to run", file=sys.stderr)
+        return 2
+    overrides: dict = {}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    if args.limit_train:
+        overrides["limit_train"] = args.limit_train
+    methods = split_list(args.methods)
+    specs = [SweepSpec(methods=[m for m in methods if not (m == "rbd" and args.bases == "hadamard")],
+                       models=split_list(args.models), datasets=datasets, seeds=parse_seeds(args.seeds),
+                       versions=["~table1"], overrides=overrides, store=args.store, data_dir=args.data_dir,
+                       engine=args.engine)]
+    if "rbd" in methods and args.bases in ("hadamard", "both"):
+        specs.append(SweepSpec(methods=["rbd"], models=split_list(args.models), datasets=datasets, seeds=parse_seeds(args.seeds),
+                               versions=["~table1"], overrides={**overrides, "bases": "hadamard"}, store=args.store,
+                               data_dir=args.data_dir, engine=args.engine))
+    failed = 0
+    for spec in specs:
+        summary = run_sweep(spec)
+        failed += len(summary.failed)
+    where = f"lr_table = 'table1' AND dataset IN ({', '.join(repr(d) for d in datasets)})"
+    if args.epochs:
+        where += f" AND epochs = {args.epochs}"
+    report = ["report", "--baseline", "sgd", "--metric", "val_acc", "--where", where]
+    if args.store:
+        report += ["--store", args.store]
+    cli_main(report)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The PA-rewiring variance study: does an initializer reduce the across-seed variance of accuracy?
+
+100 seeds per arm, varying ONLY the weight-initialisation seed (`init_seed`); data order and
+augmentation use the fixed `seed` (REFERENCE_RESULTS.md B's design). Arms, for each base init:
+    base            the base initializer alone
+    + PA            base -> PA rewiring
+    + stab + PA     base -> stabilized strength -> PA rewiring
+    + stab          base -> stabilized strength
+All arms train with the same SGD settings (the study did not publish its optimizer: ours is plain SGD
+at the catalogue's learning rate, identical for every arm).
+
+    python experiments/variance100.py                                   # FC and CNN on digits, 100 seeds
+    python experiments/variance100.py --models fc,cnn,convmixer,resnet18 --datasets digits,fmnist --seeds 0-99
+    python experiments/variance100.py --seeds 0-9 --epochs 2            # a quick look
+
+Ends with the variance-study report (mean, std, min, max, Brown-Forsythe test against the base arm,
+Holm-corrected) and a box/strip plot per model x base init.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from seedbench.cli import main as cli_main
+from seedbench.data import locate
+from seedbench.data.datasets import HOW_TO_GET
+from seedbench.grid import SweepSpec, parse_seeds, split_list
+from seedbench.sweep import run_sweep
+
+ARMS = {"base": (False, False), "+PA": (False, True), "+stab+PA": (True, True), "+stab": (True, False)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="fc,cnn")
+    parser.add_argument("--datasets", default="digits")
+    parser.add_argument("--inits", default="orthogonal,kaiming_normal")
+    parser.add_argument("--seeds", default="0-99", help="init seeds (the only thing that varies)")
+    parser.add_argument("--data-seed", type=int, default=0, help="the fixed seed of data order and augmentation")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--tries", type=int, default=100, help="stabilized-strength draws")
+    parser.add_argument("--limit-train", type=int)
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--plot", default="docs/variance-study.png", help="box/strip plot file ('' for none)")
+    args = parser.parse_args(argv)
+
+    datasets = [d for d in split_list(args.datasets) if locate(d, args.data_dir) is not None or print(
+        f"skipping {d}: not installed; to get it: {HOW_TO_GET[d]}", file=sys.stderr)]
+    if not datasets:
+        return 2
+    failed = 0
+    for init in split_list(args.inits):
+        for arm, (stabilize, rewire) in ARMS.items():
+            overrides = {"init": init, "stabilize": stabilize, "rewire": rewire, "epochs": args.epochs, "stabilize_tries": args.tries}
+            if args.limit_train:
+                overrides["limit_train"] = args.limit_train
+            spec = SweepSpec(methods=["sgd"], models=split_list(args.models), datasets=datasets, seeds=parse_seeds(args.seeds),
+                             overrides=overrides, store=args.store, data_dir=args.data_dir, engine=args.engine,
+                             seed_key="init_seed", base_seed=args.data_seed)
+            print(f"arm {init} {arm}: {len(spec.cells())} cells", file=sys.stderr)
+            failed += len(run_sweep(spec).failed)
+    where = (f"method = 'sgd' AND init_seed IS NOT NULL AND seed = {args.data_seed} AND epochs = {args.epochs} "
+             f"AND dataset IN ({', '.join(repr(d) for d in datasets)}) AND init IN ({', '.join(repr(i) for i in split_list(args.inits))})")
+    store = ["--store", args.store] if args.store else []
+    cli_main(["report", "--study", "variance", "--by", "stabilize,rewire", "--within", "model,dataset,init",
+              "--metric", "test_acc", "--where", where, *store])
+    if args.plot:
+        cli_main(["plot", "--kind", "box", "--metric", "test_acc", "--by", "stabilize,rewire", "--within", "model,init",
+                  "--where", where, "-o", args.plot, *store])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
