@@ -58,7 +58,7 @@ def row_label(key: dict[str, Any], D: Sequence[Any] = ()) -> str:
         else:
             parts.append(str(value))
     label = "-".join(parts)
-    counts = sorted({int(d) for d in D if d is not None and not (isinstance(d, float) and math.isnan(d))})
+    counts = sorted({int(d) for d in D if not pd.isna(d)})
     if counts:
         label += " D=" + "/".join(f"{d:,}" for d in counts)
     return label

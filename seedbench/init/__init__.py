@@ -12,8 +12,15 @@ from seedbench.init.pa_rewire import pa_pass_, pa_rewire_
 from seedbench.init.pipeline import DEFAULT_LAYERS, init_model_
 from seedbench.init.stabilize import stabilize_strength_
 from seedbench.init.strength import strength_score, strength_stats, strengths
+from seedbench.init.walsh import CODE_KINDS, code_length, make_codes, onehot_codes, random_codes, walsh_codes
 
 __all__ = [
+    "CODE_KINDS",
+    "code_length",
+    "make_codes",
+    "onehot_codes",
+    "random_codes",
+    "walsh_codes",
     "DEFAULT_LAYERS",
     "INITIALIZERS",
     "default_bias_",

@@ -1,0 +1,234 @@
+"""`seedbench query` and `seedbench export`: SQL over a results store from the command line.
+
+Wire-in: `add_query_parser(sub)` and `add_export_parser(sub)` on the `seedbench` subparsers; each sets
+`func`, which returns an exit status and raises SeedbenchError for problems the user can fix. Data go
+to stdout, warnings (skipped run folders) to stderr, so `--format csv > file` stays clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import decimal
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+STORE_HELP = "results store directory (default: ./storage in the project)"
+
+VIEWS_TEXT = """views:
+  runs    one row per run: run_id, path, method, model, dataset, seed, status (running, finished,
+          diverged, failed), reason, error, every config key (a config key the run overrides at top
+          level is kept as config_<key>, e.g. config_lr), lr, started_at, finished_at, seconds,
+          train_seconds, host, python, torch, device, epochs_completed, train/val/test loss and acc,
+          D, images_per_s, seeds_<stream>
+  epochs  one row per run per epoch: run_id, path, epoch, train_loss, train_acc, val_loss, val_acc,
+          seconds, images_per_s, and any optimizer diagnostics the method records
+  Accuracies are fractions (0..1). `DESCRIBE runs` lists the columns and their types."""
+
+EPILOG_QUERY = f"""examples:
+  seedbench query "SELECT model, count(*) AS n, avg(test_acc) AS test_acc FROM runs WHERE status = 'finished' GROUP BY model"
+  seedbench query "SELECT method, model, dataset, count(*) AS n, avg(val_acc), stddev(val_acc) FROM runs GROUP BY ALL ORDER BY ALL"
+  seedbench query "SELECT r.method, e.epoch, avg(e.val_acc) AS val_acc FROM epochs e JOIN runs r USING (run_id) GROUP BY ALL ORDER BY ALL" --format csv
+  seedbench query "SELECT path, error FROM runs WHERE status = 'failed'" --format markdown --store /tmp/mystore
+  seedbench query "DESCRIBE runs"
+
+{VIEWS_TEXT}
+
+Only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN) runs; the run folders are
+never modified. Each call refreshes a cache in <store>/.seedbench-cache, re-reading only run folders
+changed since the last call; deleting that folder loses nothing. Corrupt or half-written run folders
+are skipped with a warning on stderr. Exit status: 0 ok, 2 bad SQL, unknown column or missing store."""
+
+EPILOG_EXPORT = f"""examples:
+  seedbench export --format parquet -o runs.parquet
+  seedbench export --format csv --table epochs -o curves.csv --store /tmp/mystore
+  seedbench export --format parquet --table both -o results/     (writes results/runs.parquet, results/epochs.parquet)
+
+Writes the `runs` and/or `epochs` views as they are seen by `seedbench query` (ordered by path, epoch)
+for pandas, R, Excel, DuckDB or Spark. With --table both, -o is a folder; otherwise -o is a file, or a
+folder to write <table>.<format> into. Files are written whole or not at all.
+
+{VIEWS_TEXT}"""
+
+
+def _stderr_warn(message: str) -> None:
+    Console(stderr=True).print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _open(args: argparse.Namespace):
+    from seedbench.engine.store_context import store_dir
+    from seedbench.store import Store
+
+    return Store(store_dir(args.store), rebuild=getattr(args, "rebuild_cache", False), warn=_stderr_warn)
+
+
+# -- value formatting ------------------------------------------------------------------------------
+
+
+def _scalar(value: Any) -> Any:
+    """A JSON-able value: NaN/inf become null (JSON has no NaN), decimals and dates become text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime, dt.time, dt.timedelta)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_scalar(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _scalar(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _text(value: Any, precise: bool = False) -> str:
+    """A cell as text: floats to 6 significant digits for reading, full precision for CSV."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if precise else f"{value:.6g}"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(_scalar(value))
+    return str(value)
+
+
+def _numeric(rows: list[tuple], index: int) -> bool:
+    values = [row[index] for row in rows if row[index] is not None]
+    return bool(values) and all(isinstance(v, (int, float, decimal.Decimal)) and not isinstance(v, bool) for v in values)
+
+
+def write_csv(columns: Sequence[str], rows: list[tuple], out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_text(v, precise=True) for v in row] for row in rows)
+
+
+def write_json(columns: Sequence[str], rows: list[tuple], out: TextIO) -> None:
+    records = [{c: _scalar(v) for c, v in zip(columns, row)} for row in rows]
+    out.write(json.dumps(records, indent=1, allow_nan=False) + "\n")
+
+
+def write_markdown(columns: Sequence[str], rows: list[tuple], out: TextIO) -> None:
+    """A GitHub-flavoured table, numbers right-aligned (no `tabulate` needed)."""
+
+    def cell(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+    numeric = [_numeric(rows, i) for i in range(len(columns))]
+    body = [[cell(_text(v)) for v in row] for row in rows]
+    head = [cell(str(c)) for c in columns]
+    widths = [max([len(head[i]), 3, *(len(r[i]) for r in body)]) for i in range(len(columns))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)) + " |"
+
+    rule = "| " + " | ".join(("-" * (w - 1) + ":") if num else "-" * w for w, num in zip(widths, numeric)) + " |"
+    out.write("\n".join([line(head), rule, *(line(r) for r in body)]) + "\n")
+
+
+def print_table(columns: Sequence[str], rows: list[tuple], console: Console, title: str | None = None) -> None:
+    table = Table(title=title, caption=f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
+    for i, column in enumerate(columns):
+        table.add_column(Text(str(column)), justify="right" if _numeric(rows, i) else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(_text(v)) if v is not None else Text("NULL", style="dim") for v in row))
+    console.print(table)
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from seedbench.errors import StoreError
+
+    if not args.sql.strip():
+        raise StoreError('give a query, e.g. seedbench query "SELECT model, avg(test_acc) FROM runs GROUP BY model"')
+    with _open(args) as store:
+        columns, rows = store.fetch(args.sql)
+    if args.format == "csv":
+        write_csv(columns, rows, sys.stdout)
+    elif args.format == "json":
+        write_json(columns, rows, sys.stdout)
+    elif args.format == "markdown":
+        write_markdown(columns, rows, sys.stdout)
+    else:
+        print_table(columns, rows, Console())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        targets = store.export(args.output, format=args.format, table=args.table)
+        views = ["runs", "epochs"] if args.table == "both" else [args.table]
+        counts = {v: store.fetch(f"SELECT count(*) FROM {v}")[1][0][0] for v in views}
+    console = Console()
+    for view, target in zip(views, targets):
+        console.print(f"wrote {view} ({counts[view]} rows) to {target}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def add_query_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "query",
+        help="run SQL over the store's runs and epochs views",
+        description="Run one SQL query (DuckDB dialect) over the store's `runs` and `epochs` views and print the result.",
+        epilog=EPILOG_QUERY,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("sql", metavar="SQL", help='the query, e.g. "SELECT model, avg(test_acc) FROM runs GROUP BY model"')
+    p.add_argument("--store", help=STORE_HELP)
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table",
+                   help="output: table (terminal), csv (full precision), json (records; NaN as null), markdown (default: table)")
+    p.add_argument("--rebuild-cache", action="store_true", help="re-read every run folder instead of only the changed ones")
+    p.set_defaults(func=cmd_query)
+    return p
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export",
+        help="write the runs/epochs views to Parquet or CSV files",
+        description="Write the store's `runs` and/or `epochs` views to Parquet or CSV files for other tools.",
+        epilog=EPILOG_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="file format (default: parquet)")
+    p.add_argument("--table", choices=["runs", "epochs", "both"], default="runs",
+                   help="which view to write (default: runs); both: -o is a folder receiving runs.<format> and epochs.<format>")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="output file, or folder (always a folder with --table both)")
+    p.add_argument("--store", help=STORE_HELP)
+    p.add_argument("--rebuild-cache", action="store_true", help="re-read every run folder instead of only the changed ones")
+    p.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point until these commands are wired into `seedbench` (same error handling)."""
+    from seedbench.errors import SeedbenchError
+
+    parser = argparse.ArgumentParser(prog="seedbench")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_query_parser(sub)
+    add_export_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SeedbenchError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
