@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from seedbench.errors import ConfigError, SeedbenchError
@@ -98,37 +99,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from seedbench.engine.store_context import store_dir
-    from seedbench.report import summary_table
-    from seedbench.results import load_runs
-
-    directory = store_dir(args.store)
-    if not directory.is_dir():
-        raise SeedbenchError(f"store {directory} does not exist; run `seedbench sweep` first or pass --store DIR")
-    table = load_runs(directory)
-    console = _console()
-    if table.skipped:
-        console.print(f"[yellow]warning:[/] skipped {len(table.skipped)} unreadable run record(s), e.g. {table.skipped[0]}")
-    summary = summary_table(table.runs)
-    if args.format == "csv":
-        sys.stdout.write(summary.to_csv(index=False))
-        return 0
-    if args.format == "json":
-        sys.stdout.write(summary.to_json(orient="records", indent=1) + "\n")
-        return 0
-    if args.format == "markdown":
-        sys.stdout.write(summary.to_markdown(index=False) + "\n" if hasattr(summary, "to_markdown") else summary.to_string(index=False))
-        return 0
-    rich_table = Table(title=f"seedbench report ({directory})", caption="accuracy %, mean +- std over finished seeds")
-    for column in summary.columns:
-        rich_table.add_column(str(column), justify="right" if column not in ("method", "model", "dataset") else "left")
-    for row in summary.itertuples(index=False):
-        rich_table.add_row(*(str(v) for v in row))
-    console.print(rich_table)
-    return 0
-
-
 def cmd_datasets(args: argparse.Namespace) -> int:
     from seedbench.data import availability
 
@@ -169,10 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="summarise a store: n, mean +- std of validation and test accuracy", description="One row per method x model x dataset: finished runs, diverged and failed counts, mean +- std of final validation and test accuracy (%).")
-    p.add_argument("--store", help="results store directory (default: ./storage in the project)")
-    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table", help="output format (default: table)")
-    p.set_defaults(func=cmd_report)
+    from seedbench.cli_analysis import add_parsers
+    from seedbench.cli_store import add_export_parser, add_query_parser
+
+    add_parsers(sub)  # report, compare, plot
+    add_query_parser(sub)
+    add_export_parser(sub)
 
     p = sub.add_parser("datasets", help="which datasets are available where, and how to get the missing ones", description="List the datasets seedbench knows, where each was found, and how to get the missing ones.")
     p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
@@ -187,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SeedbenchError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/]: finished cells are kept; run the same command to resume")
