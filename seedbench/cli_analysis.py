@@ -66,8 +66,20 @@ def _with_arm(df: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, str]:
     if len(by) == 1:
         return df, by[0]
     df = df.copy()
-    df[ARM] = df[by].astype(str).apply(lambda row: " ".join(f"{k}={v}" for k, v in row.items()), axis=1)
+    df[ARM] = df[by].apply(_arm_label, axis=1)
     return df, ARM
+
+
+def _arm_label(row: pd.Series) -> str:
+    """Flags read as '+rewire', other columns as 'init=orthogonal'; an arm with no flag set is 'base'."""
+    parts = []
+    for key, value in row.items():
+        if isinstance(value, (bool,)) or str(value) in ("True", "False"):
+            if str(value) == "True":
+                parts.append(f"+{key}")
+        else:
+            parts.append(f"{key}={value}")
+    return " ".join(parts) or "base"
 
 
 def _check(df: pd.DataFrame, columns: list[str], flag: str) -> None:
@@ -104,7 +116,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         within = _columns(args.within) or ["method", "model", "dataset"]
         _check(runs, within, "--within")
         frame, arm = _with_arm(runs, by)
-        study = variance_study(frame, metric, arm, within, baseline=args.baseline_arm, correction=args.correction)
+        baseline = args.baseline_arm or ("base" if "base" in set(frame[arm].astype(str)) else None)
+        study = variance_study(frame, metric, arm, within, baseline=baseline, correction=args.correction)
         result = variance_table(study, by=arm, scale=100.0)
         _emit(result, args.format, f"variance study: {metric} (%) by {', '.join(by)}; Brown-Forsythe vs baseline, {args.correction}-corrected", args.output)
     elif args.baseline:
@@ -154,7 +167,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
             raise SeedbenchError("no runs to plot (matching --where)")
         _check(runs, [args.metric, *within], "--metric/--within")
         frame, arm = _with_arm(runs, _columns(args.by))
-        path = plot_distribution(frame, args.metric, arm, args.kind, args.output, within=within)
+        arms = sorted(set(frame[arm].astype(str)))
+        order = ["base", *[a for a in arms if a != "base"]] if "base" in arms else None
+        path = plot_distribution(frame, args.metric, arm, args.kind, args.output, within=within, order=order)
     Console(stderr=True).print(f"wrote {path}")
     return 0
 

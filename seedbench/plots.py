@@ -114,7 +114,12 @@ def _draw_distribution(
                 ax.vlines(p + 0.25, low, high, color="tab:red", lw=1.5, zorder=4)
         if filled:
             ax.legend(fontsize="small")
-    ax.set_xticks(positions, [_arm_label(a, splits[a]) for a in arms])
+    labels = [_arm_label(a, splits[a]) for a in arms]
+    ax.set_xticks(positions, labels)
+    if max(len(line) for label in labels for line in label.splitlines()) > 12:  # long arm names would overlap
+        ax.tick_params(axis="x", labelrotation=25)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
     ax.set_xlim(0.5, len(arms) + 0.5)
     ax.set_xlabel(by)
     ax.set_ylabel(metric)
