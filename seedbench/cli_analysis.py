@@ -140,7 +140,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     within = _columns(args.within) if args.within is not None else [c for c in ("model", "dataset") if c not in _columns(args.by)]
     _check(runs, within, "--within")
     frame, arm = _with_arm(runs, _columns(args.by))
-    pair_on = None if args.unpaired else "seed"
+    pair_on = None if args.unpaired else (args.pair_on or _pair_key(frame))
     result = compare(frame, args.metric, arm, within=within, pair_on=pair_on, correction=args.correction)
     if args.format == "terminal" and not args.all_columns:
         keep = [*within, "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high",
@@ -148,6 +148,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         result = result[[c for c in keep if c in result.columns]]
     _emit(result, args.format, f"{args.metric}: pairwise comparisons by {args.by} (p-values {args.correction}-corrected across all rows)", args.output)
     return 0
+
+
+def _pair_key(frame: pd.DataFrame) -> str:
+    """Arms are paired by the seed that varies: init_seed in a vary-only-the-init study, else seed."""
+    if "init_seed" in frame.columns and frame["init_seed"].notna().all() and frame["init_seed"].nunique() > 1:
+        return "init_seed"
+    return "seed"
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -215,6 +222,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--within", help="group columns (default: model,dataset minus the --by columns)")
     p.add_argument("--correction", default="holm", help="holm (default), fdr_bh, bonferroni, ... (statsmodels names)")
     p.add_argument("--unpaired", action="store_true", help="skip the paired tests even where arms share seeds")
+    p.add_argument("--pair-on", help="column that pairs runs across arms (default: init_seed when the study varies only it, else seed)")
     p.add_argument("--all-columns", action="store_true", help="show every statistic in the terminal table")
     p.add_argument("--format", choices=FORMATS, default="terminal")
     p.add_argument("-o", "--output", help="write the table to this file")
