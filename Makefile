@@ -19,7 +19,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/seedbench sweep experiments/demo.yaml
-	$(BIN)/seedbench report
+	$(BIN)/seedbench sweep experiments/demo-rbd.yaml
+	$(BIN)/seedbench report --baseline sgd --metric val_acc --where "dataset = 'digits' AND epochs = 10 AND limit_train IS NULL"
+	$(BIN)/seedbench plot --kind box --metric test_acc --by method --within model --where "dataset = 'digits' AND epochs = 10 AND limit_train IS NULL" -o demo-test-acc.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
