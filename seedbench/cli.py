@@ -22,6 +22,8 @@ EPILOG_SWEEP = """examples:
   seedbench sweep --method sgd --model fc --dataset fmnist --seeds 0-2 --version ~table1 --epochs 5
   seedbench sweep experiments/quickstart.yaml
   seedbench sweep experiments/quickstart.yaml --set lr=0.1 --store /tmp/mystore
+  seedbench sweep experiments/quickstart.yaml --engine ray                  # a local Ray, all cores
+  seedbench sweep experiments/quickstart.yaml --ray-address auto --resources '{"num_gpus": 0.25}'
 
 Finished cells are reused (content-addressed identity); cells that failed before are skipped unless
 --retry-failed is given. Exit status: 0 all cells done, 1 some cells failed, 2 bad input."""
@@ -84,19 +86,57 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not (spec.methods and spec.models and spec.datasets and spec.seeds):
         raise ConfigError("the sweep is empty: give at least one method, model, dataset and seed")
 
+    if args.engine:
+        spec.engine = args.engine
+    elif args.ray_address:
+        spec.engine = "ray"
     console = _console()
-    summary = run_sweep(spec, retry_failed=args.retry_failed, quiet=args.quiet)
+    summary = run_sweep(spec, retry_failed=args.retry_failed, quiet=args.quiet, engine=spec.engine, address=args.ray_address,
+                        resources=args.resources, argv=sys.argv[1:])
     console.print(
         f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}), "
         f"reused {summary.reused}, failed {len(summary.failed)}"
         + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
-        + f"  [dim]store: {summary.store}[/]"
+        + f" in {summary.seconds:.1f} s on the {summary.engine} engine  [dim]store: {summary.store}[/]"
     )
     for label, error in summary.failed:
         console.print(f"[red]failed[/] {label}: {error}")
     for label in summary.skipped_failed:
         console.print(f"[yellow]failed earlier[/] {label} (rerun with --retry-failed)")
     return 0 if summary.ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import datetime
+
+    from seedbench.engine.store_context import store_dir
+    from seedbench.engine.sweeps import STATES, sweep_status
+
+    directory = store_dir(args.store)
+    if not directory.is_dir():
+        raise SeedbenchError(f"store {directory} does not exist; run `seedbench sweep` first or pass --store DIR")
+    sweeps = sweep_status(directory)
+    if args.format == "json":
+        rows = [{"sweep": s.id, "grid": s.summary, "engine": s.engine, "updated_at": s.updated_at, "cells": s.total, **s.counts,
+                 **({"not_finished": [c for c in s.cells if c["state"] != "finished"]} if args.cells else {})} for s in sweeps]
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return 0
+    console = _console()
+    if not sweeps:
+        console.print(f"no sweeps recorded in {directory}")
+        return 0
+    console.print(f"[bold]sweeps in {directory}[/]")
+    colours = {"finished": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "white"}
+    for s in sweeps:
+        when = datetime.datetime.fromtimestamp(s.updated_at).strftime("%m-%d %H:%M")
+        counts = ", ".join(f"[{colours[k]}]{s.counts[k]} {k}[/]" for k in STATES)
+        console.print(f"{s.id[:8]}  {s.summary}  [dim]{s.engine or '?'}, {when}[/]\n          {s.total} cells: {counts}", highlight=False)
+    if args.cells:
+        for s in sweeps:
+            for c in s.cells:
+                if c["state"] != "finished":
+                    console.print(f"{s.id[:8]} [yellow]{c['state']}[/] {c['label']}  [dim]{c['dir'] or ''}[/]")
+    return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -136,8 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="results store directory (default: ./storage in the project)")
     p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells that failed in an earlier sweep")
+    p.add_argument("--engine", choices=["local", "ray"], help="local: one cell after another in this process (default); ray: every cell a Ray task")
+    p.add_argument("--ray-address", metavar="auto|HOST:PORT", help="join a running Ray cluster (implies --engine ray); default: start a local Ray sized to this machine")
+    p.add_argument("--resources", metavar="JSON", help='per-cell resources overriding the presets, e.g. \'{"num_gpus": 0.25}\' or \'{"num_cpus": 2, "IPU": 1}\' (identity unchanged)')
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("status", help="per sweep: finished / running / failed / diverged / pending cells", description="For every sweep recorded in a store, count its cells by state (from the run folders; works while sweeps run).")
+    p.add_argument("--store", help="results store directory (default: ./storage in the project)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--cells", action="store_true", help="also list every cell that is not finished")
+    p.set_defaults(func=cmd_status)
 
     from seedbench.cli_analysis import add_parsers
     from seedbench.cli_store import add_export_parser, add_query_parser

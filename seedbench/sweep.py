@@ -1,18 +1,30 @@
 """Run a sweep: plan the grid against the store, execute what is pending, summarise.
 
-The progress bar counts cells; the summary says what was trained, reused, diverged or failed, and the
-failed cells are named so they can be inspected (their traceback is in the run folder).
+Under the index lock (so two sweeps on one store never materialise a cell twice) the driver plans
+every cell, records the sweep's cell list in the store (`seedbench status` reads it), and prepares
+each pending cell's run-record, handing it to the engine as soon as it is prepared: the local engine
+trains cells one after another in this process; the Ray engine submits each as a task, so the first
+cells run while the rest are still being prepared.
+
+The progress bar counts cells: done, running, failed, pending, with an ETA; the summary says what was
+trained, reused, diverged or failed, and names the failed cells (their traceback is in the run folder).
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from seedbench.errors import ConfigError
 from seedbench.grid import SweepSpec
+
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -24,55 +36,163 @@ class SweepSummary:
     diverged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (cell label, error)
     skipped_failed: list[str] = field(default_factory=list)  # failed earlier, not retried
+    engine: str = "local"
+    sweep_file: Path | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # connect, plan, prepare (incl. submit), run (the rest)
 
     @property
     def ok(self) -> bool:
         return not self.failed and not self.skipped_failed
 
 
-def run_sweep(spec: SweepSpec, retry_failed: bool = False, console: Console | None = None, quiet: bool = False) -> SweepSummary:
-    from seedbench.engine import open_store
-    from seedbench.engine.local import run_local
-    from seedbench.engine.plan import plan_cells
+class _Progress:
+    """The live bar: done / running / failed / pending of the cells this run executes, and an ETA."""
 
+    def __init__(self, console: Console, quiet: bool, engine: str):
+        columns = (
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("done {task.fields[done]} running {task.fields[running]} failed {task.fields[failed]} pending {task.fields[pending]}"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        )
+        self.bar = Progress(*columns, console=console, disable=quiet, transient=False)
+        self.task = self.bar.add_task(engine, total=0, done=0, running=0, failed=0, pending=0)
+        self.total = 0
+
+    def start(self, total: int) -> None:
+        self.total = total  # cells to execute; shrinks as cells turn out to be finished already
+        self.bar.update(self.task, total=total, pending=total)
+        self.bar.start()
+
+    def update(self, done: int, failed: int, running: int, description: str | None = None) -> None:
+        finished = done + failed
+        running = max(0, min(running, self.total - finished))
+        fields = {"total": self.total, "completed": finished, "done": done, "failed": failed, "running": running, "pending": max(0, self.total - finished - running)}
+        if description is not None:
+            fields["description"] = description
+        self.bar.update(self.task, **fields)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    retry_failed: bool = False,
+    console: Console | None = None,
+    quiet: bool = False,
+    engine: str | None = None,
+    address: str | None = None,
+    resources: str | dict | None = None,
+    argv: list[str] | None = None,
+) -> SweepSummary:
+    """Plan, prepare and execute `spec` on the local or the Ray engine; see the module docstring."""
+    from seedbench.engine.dispatch import begin_sweep, prepare_cell
+    from seedbench.engine.locking import index_lock, index_path, keep_index_open
+    from seedbench.engine.plan import check_cells, plan_cell
+    from seedbench.engine.resources import parse_resources, request_for
+    from seedbench.engine.store_context import index_database, open_store, project_root
+    from seedbench.engine.sweeps import write_sweep
+
+    engine = engine or spec.engine or ("ray" if address else "local")
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if address and engine != "ray":
+        raise ConfigError("--ray-address needs --engine ray")
+    override = parse_resources(resources if resources is not None else spec.resources)
     console = console or Console(stderr=True)
     cells = spec.cells()
-    with open_store(spec.store) as directory:
-        summary = SweepSummary(store=directory, total=len(cells))
-        with console.status(f"planning {len(cells)} cells", spinner="dots") if not quiet else _null():
-            planned = plan_cells(cells)
-        pending = []
-        for p in planned:
-            if p.state == "finished":
+    started = time.time()
+    summary = SweepSummary(store=Path(), total=len(cells), engine=engine)
+    with open_store(spec.store) as directory, contextlib.ExitStack() as stack:
+        summary.store = directory
+        root = project_root()
+        database = index_path(directory, index_database(spec.store), root)
+        progress = _Progress(console, quiet, engine)
+        stack.callback(progress.stop)
+        planned_reused = [0]  # cells found finished when looked up (not part of this run's progress)
+
+        def report(cell, outcome: dict[str, Any]) -> None:
+            status = outcome.get("status")
+            if status == "failed":
+                summary.failed.append((cell.label, outcome.get("error") or "unknown error"))
+            elif status == "reused":  # another sweep finished it while this one waited
                 summary.reused += 1
-            elif p.state == "failed" and not retry_failed:
-                summary.skipped_failed.append(p.cell.label)
             else:
-                pending.append(p)
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("done {task.fields[done]} failed {task.fields[failed]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-        with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
-            task = progress.add_task("sweep", total=len(pending), done=0, failed=0)
+                summary.trained += 1
+                summary.diverged += status == "diverged"
 
-            def on_start(p):
-                progress.update(task, description=p.cell.label)
+        def tick(description: str | None = None) -> None:
+            done = summary.trained + summary.reused - planned_reused[0]
+            progress.update(done, len(summary.failed), runner.counts()["running"], description)
 
-            def report(p, outcome: str, detail: str | None) -> None:
-                if outcome == "failed":
-                    summary.failed.append((p.cell.label, detail or "unknown error"))
-                else:
-                    summary.trained += 1
-                    summary.diverged += outcome == "diverged"
-                progress.update(task, advance=1, done=summary.trained, failed=len(summary.failed))
+        if engine == "ray":
+            from seedbench.engine import ray_engine
 
-            run_local(pending, report, on_start)
-            progress.update(task, description="sweep")
+            with console.status(f"joining Ray at {address}" if address else "starting Ray", spinner="dots") if not quiet else contextlib.nullcontext():
+                if ray_engine.connect(address):
+                    stack.callback(ray_engine.shutdown)
+            ray_engine.warm_workers()
+            runner: Any = ray_engine.RayRunner(report)
+        else:
+            from seedbench.engine.local import LocalRunner
+
+            runner = LocalRunner(report, on_start=lambda cell: tick(cell.label))
+        stack.callback(runner.close)
+        summary.timings["connect"] = time.time() - started
+
+        begin_sweep()
+        with index_lock(database):
+            # Up front, before anything is materialised or runs: the grid's methods and presets, and one
+            # cell of every configuration (seeds aside) built and validated, which also gives each
+            # configuration's resource request to check against the cluster.
+            mark = time.time()
+            check_cells(cells)
+            groups: dict[tuple, list[Any]] = {}
+            for cell in cells:
+                groups.setdefault((cell.method, cell.model, cell.dataset, cell.presets, cell.overrides), []).append(cell)
+            requests: dict[Any, list[str]] = {}
+            for members in groups.values():
+                first = plan_cell(members[0])
+                requests.setdefault(request_for(first.interface.config, override), []).extend(c.label for c in members)
+            if engine == "ray":
+                ray_engine.check_cluster(requests)
+            summary.sweep_file = write_sweep(directory, cells, {}, engine, argv)
+            summary.timings["validate"] = time.time() - mark
+            # Then cell by cell: look it up, and hand what is pending to the engine at once.
+            mark = time.time()
+            progress.start(len(cells))
+            stack.enter_context(keep_index_open(database))
+            folders: dict[str, Path | None] = {}
+            last_record = time.time()
+            for cell in cells:
+                p = plan_cell(cell)
+                if p.state == "finished" or (p.state == "failed" and not retry_failed):
+                    folders[cell.label] = p.directory
+                    if p.state == "finished":
+                        summary.reused += 1
+                        planned_reused[0] += 1
+                    else:
+                        summary.skipped_failed.append(cell.label)
+                    progress.total -= 1
+                    continue
+                prepared = prepare_cell(p, directory, root, override)
+                if prepared is None:  # finished by a concurrent sweep since it was looked up
+                    folders[cell.label] = p.directory
+                    summary.reused += 1
+                    continue
+                folders[cell.label] = prepared.interface_dir
+                runner.submit(prepared)  # the driver keeps no machinable objects for cells in flight
+                if runner.poll():
+                    tick()
+                if time.time() - last_record > 10:  # a long plan keeps `seedbench status` informed
+                    write_sweep(directory, cells, folders, engine, argv)
+                    last_record = time.time()
+            write_sweep(directory, cells, folders, engine, argv)
+            summary.timings["plan_prepare"] = time.time() - mark
+        mark = time.time()
+        runner.run_to_end(tick)
+        tick(engine)
+        summary.timings["run"] = time.time() - mark
+    summary.seconds = time.time() - started
     return summary
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -1,24 +1,58 @@
-"""Run pending cells one after another in this process (the default for small grids)."""
+"""Run prepared cells one after another in this process (the default for small grids).
+
+The same execute_cell as a Ray worker runs, so both engines write identical folders; a cell that
+another sweep is training right now is waited for and then reused.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from seedbench.engine.plan import PlannedCell
+from seedbench.engine.dispatch import PreparedCell, execute_cell
 
-# called with (cell, outcome) where outcome is "finished", "diverged" or "failed"
-Report = Callable[[PlannedCell, str, str | None], None]
+# called with (cell, outcome); outcome["status"] is finished / diverged / failed / reused
+Report = Callable[[PreparedCell, dict[str, Any]], None]
 
 
-def run_local(pending: list[PlannedCell], report: Report, on_start: Callable[[PlannedCell], None] | None = None) -> None:
-    for planned in pending:
-        if on_start is not None:
-            on_start(planned)
-        try:
-            planned.interface.launch()
-        except Exception as exc:  # the cell failed: recorded in its folder, the sweep goes on
-            record = planned.record()
-            report(planned, "failed", record.get("error") or f"{type(exc).__name__}: {exc}")
-            continue
-        record = planned.record()
-        report(planned, record.get("status", "finished"), record.get("reason"))
+class LocalRunner:
+    name = "local"
+
+    def __init__(self, report: Report, on_start: Callable[[PreparedCell], None] | None = None):
+        self.report = report
+        self.on_start = on_start
+        self.queue: list[PreparedCell] = []
+        self.running = False
+
+    # the runner protocol shared with RayRunner
+    def submit(self, cell: PreparedCell) -> None:
+        cell.job["threads"] = None  # one cell at a time: torch keeps its default (all cores) unless num_threads is set
+        self.queue.append(cell)
+
+    def poll(self) -> None:
+        return None
+
+    def counts(self) -> dict[str, int]:
+        return {"running": int(self.running), "queued": len(self.queue)}
+
+    def run_to_end(self, tick: Callable[[], None] | None = None) -> None:
+        while self.queue:
+            cell = self.queue.pop(0)
+            self.running = True
+            if self.on_start is not None:
+                self.on_start(cell)
+            outcome = execute_cell(cell.job, wait_if_busy=True)
+            self.running = False
+            self.report(cell, outcome)
+            if tick is not None:
+                tick()
+
+    def close(self) -> None:
+        return None
+
+
+def run_local(pending: list[PreparedCell], report: Report, on_start: Callable[[PreparedCell], None] | None = None) -> None:
+    runner = LocalRunner(report, on_start)
+    for cell in pending:
+        runner.submit(cell)
+    runner.run_to_end()

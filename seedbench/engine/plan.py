@@ -17,9 +17,12 @@ class PlannedCell:
     cell: Cell
     interface: Any  # machinable Interface; kept in the driver only
     state: str  # "finished" (reusable), "failed" (failed earlier), "pending"
+    path: Path | None = None  # the stored folder, when known without hydrating the interface
 
     @property
     def directory(self) -> Path | None:
+        if self.path is not None:
+            return self.path
         return Path(self.interface.local_directory()) if self.interface.is_materialized() else None
 
     def record(self) -> dict[str, Any]:
@@ -60,36 +63,66 @@ def _config_error(cell: Cell, exc: BaseException) -> ConfigError:
     return ConfigError(f"{cell.label}: invalid config: {text}")
 
 
+def _stored_entry(interface: Any) -> Any:
+    """The index row holding this interface's identity, if any: one keyed SQL lookup.
+
+    machinable's `get()` compares the identity of every stored record of the module (quadratic over a
+    grid, and blind past 1000 records); the index's dedup key (parent, identity, predicate) finds the
+    same row directly.
+    """
+    from machinable import Index, Project
+    from machinable.utils import sanitize_filename
+
+    Project.get().ensure_project_root()
+    parent = interface.parent
+    return Index.get().get_entry(
+        parent.record_id if parent is not None else None,
+        sanitize_filename(interface.catalog_identity_key(), max_len=128),
+        interface.predicate_key,
+    )
+
+
 def plan_cells(cells: list[Cell]) -> list[PlannedCell]:
     """Build (without running) every cell's interface and find what the store already holds.
 
     Building the config here validates every cell before anything runs: a typo in a preset or an
-    override fails the whole sweep up front instead of one worker at a time.
+    override fails the whole sweep up front instead of one worker at a time. Finished cells are
+    recognised from their folder's `cached` marker without loading their record.
     """
-    from machinable import get
+    check_cells(cells)
+    return [plan_cell(cell) for cell in cells]
 
+
+def check_cells(cells: list[Cell]) -> None:
+    """The checks that concern the grid as a whole: known methods and presets."""
     from seedbench.catalog import load_catalog
 
     methods = available_methods()
+    for method in sorted({cell.method for cell in cells}):
+        if method not in methods:
+            raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
     catalog = load_catalog()
     for preset in sorted({p for cell in cells for p in cell.presets}):
         catalog.preset(preset)  # unknown presets fail here, with a suggestion
-    planned = []
-    for cell in cells:
-        if cell.method not in methods:
-            raise ConfigError(f"unknown method {cell.method!r}; choose one of {', '.join(methods)}")
-        try:
-            interface = get(cell.module, cell.version)
-            interface.config  # noqa: B018 - resolve and validate now
-        except Exception as exc:  # machinable wraps pydantic and lookup errors in ConfigurationError
-            raise _config_error(cell, exc) from None
-        state = "pending"
-        if interface.is_materialized():
-            if interface.cached():
-                state = "finished"
-            else:
-                record = PlannedCell(cell, interface, state).record()
-                if record.get("status") == "failed":
-                    state = "failed"
-        planned.append(PlannedCell(cell, interface, state))
-    return planned
+
+
+def plan_cell(cell: Cell) -> PlannedCell:
+    """One cell: build and validate its interface, then look its identity up in the index."""
+    from machinable import Interface, get
+    from machinable.utils import uri_to_path
+
+    try:
+        interface = get.new(cell.module, cell.version)
+        interface.config  # noqa: B018 - resolve and validate now
+    except Exception as exc:  # machinable wraps pydantic and lookup errors in ConfigurationError
+        raise _config_error(cell, exc) from None
+    entry = _stored_entry(interface)
+    if entry is None:
+        return PlannedCell(cell, interface, "pending")
+    directory = Path(uri_to_path(entry.local_uri or entry.storage_uri))
+    if (directory / "cached").exists():
+        return PlannedCell(cell, interface, "finished", directory)
+    stored = Interface.find_by_id(entry.record_id)
+    interface = stored if stored is not None else interface
+    state = "failed" if PlannedCell(cell, interface, "pending", directory).record().get("status") == "failed" else "pending"
+    return PlannedCell(cell, interface, state, directory)

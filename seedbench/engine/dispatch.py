@@ -1,0 +1,224 @@
+"""Prepare a cell in the driver; execute it anywhere with nothing but path strings.
+
+The split every engine follows (DESIGN.md, machinable and Ray):
+
+- `prepare_cell` runs in the driver, the only process that writes the machinable index: it
+  materialises the cell's interface and prepares its run-record (`Execution.prepare_dispatch`, which
+  continues an unfinished record of the same cell instead of minting a second one).
+- `execute_cell` runs in a worker (a Ray task, or the driver itself for the local engine). It receives
+  a plain dict of strings, enters `Project(project_dir)`, rebuilds the interface and its run-record
+  from their directories and calls `continue_run`: it writes files only, never the index.
+
+A per-cell file lock (seedbench.engine.locking) makes sure two processes never train the same cell
+into the same folder at once: a second sweep that reaches a cell being trained elsewhere is told
+"busy", waits, and then reuses the result.
+
+This module is imported by every Ray worker: it must stay light (no torch, no seedbench.trial).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seedbench.engine.locking import try_cell_lock, wait_cell_lock
+from seedbench.engine.resources import Request, request_for
+
+RUN_FILE = "run.json"  # written by seedbench.trial.run_trial (not imported here: it pulls in torch)
+TRACEBACK_FILE = "traceback.txt"
+WORKER_FILE = "worker.json"  # in the run-record folder: which process/node ran the last attempt
+CACHED_MARKER = "cached"  # machinable's "finished" marker in the interface folder
+DEVICE_ENV = "SEEDBENCH_DEVICE"  # the device the engine assigned ("cuda" for a GPU cell, else "cpu")
+FORWARDED_ENV_PREFIXES = ("SEEDBENCH_", "MACHINABLE_")
+
+# code-provenance manifests captured by this driver, per manifest module (see engine/execution.py)
+MANIFESTS: dict[str, Any] = {}
+
+
+@dataclass
+class PreparedCell:
+    """A cell whose interface and run-record exist; `job` is all a worker gets (strings and numbers)."""
+
+    cell: Any  # seedbench.grid.Cell
+    request: Request
+    job: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.cell.label
+
+    @property
+    def interface_dir(self) -> Path:
+        return Path(self.job["interface_dir"])
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.job["run_dir"])
+
+
+def forwarded_env() -> dict[str, str]:
+    """The driver's seedbench/machinable settings, handed to workers (which inherit the cluster's env)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES) and k != "MACHINABLE_INDEX"}
+
+
+def begin_sweep() -> None:
+    """Forget manifests captured by an earlier sweep of this process (the code may have changed)."""
+    MANIFESTS.clear()
+
+
+def prepare_cell(planned: Any, store: Path, project_dir: Path, override: dict[str, float] | None = None, env: dict[str, str] | None = None) -> PreparedCell | None:
+    """Driver only, under the index lock: materialise the cell and prepare (or continue) its run-record.
+
+    None when the cell turns out to be finished already (by a sweep running beside this one).
+    """
+    from machinable.utils import uri_to_path
+
+    from seedbench.engine.execution import SweepExecution
+
+    interface = planned.interface
+    if interface.is_materialized() and os.path.exists(os.path.join(interface.local_directory(), CACHED_MARKER)):
+        return None  # a concurrent sweep finished it since planning: reuse, and mint no second run-record
+    request = request_for(interface.config, override)
+    execution = SweepExecution(resources=request.ray_options())
+    entry = execution.prepare_dispatch(interface)
+    run_dir = os.path.abspath(uri_to_path(entry.local_uri or entry.storage_uri))
+    job = {
+        "label": planned.cell.label,
+        "project_dir": str(project_dir),
+        "store_dir": str(store),
+        "uuid": str(interface.uuid),
+        "interface_dir": os.path.abspath(interface.local_directory()),
+        "run_dir": run_dir,
+        "threads": request.threads,
+        "env": dict(env if env is not None else forwarded_env()),
+    }
+    return PreparedCell(planned.cell, request, job)
+
+
+def read_record(directory: str | Path) -> dict[str, Any]:
+    try:
+        record = json.loads((Path(directory) / RUN_FILE).read_text())
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def record_failure(interface_dir: str | Path, error: str, detail: str, cell: Any = None) -> None:
+    """Mark a cell failed when it died outside run_trial (worker lost for good, cancelled, broken record)."""
+    directory = Path(interface_dir)
+    if (directory / CACHED_MARKER).exists():  # machinable recorded it finished: nothing to undo
+        return
+    record = read_record(directory)
+    if cell is not None and "config" not in record:  # it never started: say which cell this is
+        record.update({"method": cell.method, "config": {"model": cell.model, "dataset": cell.dataset, "seed": cell.seed}})
+    record.update({"status": "failed", "error": error, "finished_at": time.time()})
+    write_json(directory / RUN_FILE, record)
+    (directory / TRACEBACK_FILE).write_text(detail if detail.endswith("\n") else detail + "\n")
+
+
+def outcome_of(directory: str | Path, status: str | None = None) -> dict[str, Any]:
+    record = read_record(directory)
+    return {
+        "status": status or record.get("status") or ("finished" if (Path(directory) / CACHED_MARKER).exists() else "failed"),
+        "reason": record.get("reason"),
+        "error": record.get("error"),
+        "seconds": record.get("seconds"),
+    }
+
+
+def _set_threads(threads: int | None) -> None:
+    if not threads:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for a torch imported after this point
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+_PROJECTS: dict[str, Any] = {}
+
+
+def _project(project_dir: str) -> Any:
+    """One machinable Project per project folder and worker process, entered afresh for every cell.
+
+    A new Project per cell would resolve its provider (re-importing the project's module) each time;
+    machinable's version lookup (importlib.metadata, for the run's host.json) is cached likewise.
+    """
+    import functools
+
+    import machinable
+    from machinable import Project
+
+    if not isinstance(machinable.get_version, functools._lru_cache_wrapper):
+        machinable.get_version = functools.cache(machinable.get_version)
+    if project_dir not in _PROJECTS:
+        _PROJECTS[project_dir] = Project(project_dir)
+    return _PROJECTS[project_dir]
+
+
+def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one prepared cell into its folders. Writes files only; returns a small outcome dict.
+
+    status: finished / diverged / failed (trained here), reused (someone else finished it first),
+    busy (someone else is training it right now; only when wait_if_busy is False).
+    """
+    started = time.time()
+    project_dir, interface_dir, run_dir = job["project_dir"], job["interface_dir"], job["run_dir"]
+    if not wait_if_busy:
+        lock = try_cell_lock(job["store_dir"], job["uuid"])
+        if lock is None:
+            return {"status": "busy"}
+    else:
+        lock = wait_cell_lock(job["store_dir"], job["uuid"])
+    saved_env = {k: os.environ.get(k) for k in job.get("env", {})}
+    try:
+        if os.path.exists(os.path.join(interface_dir, CACHED_MARKER)):
+            return outcome_of(interface_dir, "reused")
+        os.environ.update(job.get("env", {}))
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": started, "threads": job.get("threads"), **(worker or {})}
+        write_json(Path(run_dir) / WORKER_FILE, info)
+        _set_threads(job.get("threads"))
+        if project_dir not in sys.path:  # components import each other as `components.<name>`
+            sys.path.insert(0, project_dir)
+        from machinable import Execution, Interface
+
+        try:
+            with _project(project_dir):
+                interface = Interface.from_directory(interface_dir)
+                run = Execution.from_directory(run_dir)
+                _set_threads(job.get("threads"))  # the component may have imported torch just now
+                run.continue_run(interface)
+        except Exception as exc:  # the cell failed: its folder says why, the sweep goes on
+            cause = exc.__cause__ or exc  # machinable wraps whatever the cell raised in DispatchException
+            if isinstance(cause, KeyboardInterrupt | SystemExit):
+                raise cause from None  # stopped from outside (Ctrl-C, Ray ending the task): not a failure
+            record = read_record(interface_dir)
+            if record.get("status") != "failed":  # failed before run_trial could record it
+                record_failure(interface_dir, f"{type(cause).__name__}: {cause}", traceback.format_exc())
+        torch = sys.modules.get("torch")
+        if torch is not None:  # what the cell really trained with, for the record
+            info["torch_threads"] = torch.get_num_threads()
+            write_json(Path(run_dir) / WORKER_FILE, info)
+        outcome = outcome_of(interface_dir)
+        outcome.update({"pid": info["pid"], "node_id": info.get("node_id"), "wall": time.time() - started})
+        return outcome
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        lock.release()

@@ -1,0 +1,146 @@
+"""Each sweep's list of cells, kept in the store, and the per-sweep status counts built from it.
+
+`<store>/sweeps/<id>.json` records a grid's cells and, once the driver has materialised them, each
+cell's folder (relative to the store). `seedbench status` reads these files and the cells' run.json:
+it needs neither the index nor machinable, so it also works on a cluster node that only mounts the
+shared store. The id is a hash of the grid, so running the same grid again updates the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seedbench.engine.dispatch import RUN_FILE, read_record, write_json
+from seedbench.engine.locking import cell_is_locked, cell_lock_path
+
+SWEEPS_DIR = "sweeps"
+STATES = ("finished", "running", "failed", "diverged", "pending")
+
+
+def sweep_id(cells: list[Any]) -> str:
+    """A stable id for a grid: the hash of its cells' (module, version), order-independent."""
+    keys = sorted(json.dumps([c.module, c.version], sort_keys=True, default=str) for c in cells)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+
+def write_sweep(store: Path, cells: list[Any], directories: dict[str, Path | None], engine: str, argv: list[str] | None = None) -> Path:
+    """Record (or update) the sweep's cell list; directories maps a cell label to its folder, if known."""
+    ident = sweep_id(cells)
+    path = Path(store) / SWEEPS_DIR / f"{ident}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous: dict[str, Any] = {}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = {}
+    known = {c.get("label"): c.get("dir") for c in previous.get("cells", [])}
+    rows = []
+    for cell in cells:
+        directory = directories.get(cell.label)
+        rel = os.path.relpath(directory, store) if directory is not None else known.get(cell.label)
+        rows.append({"label": cell.label, "method": cell.method, "model": cell.model, "dataset": cell.dataset, "seed": cell.seed, "dir": rel})
+    now = time.time()
+    record = {
+        "id": ident,
+        "created_at": previous.get("created_at", now),
+        "updated_at": now,
+        "engine": engine,
+        "argv": argv if argv is not None else previous.get("argv"),
+        "methods": sorted({c.method for c in cells}),
+        "models": sorted({c.model for c in cells}),
+        "datasets": sorted({c.dataset for c in cells}),
+        "seeds": sorted({c.seed for c in cells}),
+        "cells": rows,
+    }
+    write_json(path, record)
+    return path
+
+
+@dataclass
+class SweepStatus:
+    id: str
+    path: Path
+    created_at: float
+    updated_at: float
+    engine: str | None
+    summary: str
+    counts: dict[str, int] = field(default_factory=dict)
+    cells: list[dict[str, Any]] = field(default_factory=list)  # label, state, dir
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _heartbeat_fresh(interface_dir: Path, window: float) -> bool:
+    """machinable's heartbeat (rewritten every 15 s) in the newest run-record below the cell's folder."""
+    newest = 0.0
+    for marker in interface_dir.glob("*/*/heartbeat_at"):
+        try:
+            newest = max(newest, marker.stat().st_mtime)
+        except OSError:
+            continue
+    return newest > 0 and time.time() - newest < window
+
+
+def cell_state(store: Path, rel_dir: str | None) -> str:
+    if not rel_dir:
+        return "pending"
+    directory = Path(store) / rel_dir
+    record = read_record(directory)
+    status = record.get("status")
+    if status in ("finished", "diverged", "failed"):
+        return status
+    if status == "running":
+        uuid = _uuid_of(directory)
+        if uuid and cell_lock_path(store, uuid).exists():  # trained by a seedbench engine: its lock is the truth
+            return "running" if cell_is_locked(store, uuid) else "pending"
+        if _heartbeat_fresh(directory, _window()):  # else machinable's heartbeat (stale after ~90 s)
+            return "running"
+    return "pending"  # never started, or interrupted (rerun the sweep to redo it)
+
+
+def _uuid_of(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / "id.json").read_text()).get("uuid") or json.loads((directory / "model.json").read_text()).get("uuid")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _window() -> float:
+    try:
+        return float(os.environ.get("MACHINABLE_HEARTBEAT_WINDOW", 90)) or 90.0
+    except ValueError:
+        return 90.0
+
+
+def sweep_status(store: Path) -> list[SweepStatus]:
+    out = []
+    for path in sorted((Path(store) / SWEEPS_DIR).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        counts = dict.fromkeys(STATES, 0)
+        cells = []
+        for row in data.get("cells", []):
+            state = cell_state(Path(store), row.get("dir"))
+            counts[state] += 1
+            cells.append({"label": row.get("label"), "state": state, "dir": row.get("dir")})
+        summary = (
+            f"{','.join(data.get('methods', []))} x {','.join(data.get('models', []))} x "
+            f"{','.join(data.get('datasets', []))} x {len(data.get('seeds', []))} seeds"
+        )
+        out.append(SweepStatus(data.get("id", path.stem), path, data.get("created_at", 0.0), data.get("updated_at", 0.0), data.get("engine"), summary, counts, cells))
+    out.sort(key=lambda s: s.updated_at)
+    return out
+
+
+__all__ = ["RUN_FILE", "STATES", "SweepStatus", "cell_state", "sweep_id", "sweep_status", "write_sweep"]

@@ -1,0 +1,90 @@
+"""Engine pieces that need no Ray: resource requests, feasibility, locks, sweep records and status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seedbench.engine.locking import cell_is_locked, try_cell_lock
+from seedbench.engine.resources import Request, check_feasible, parse_resources, request_for
+from seedbench.engine.sweeps import cell_state, sweep_id, sweep_status, write_sweep
+from seedbench.errors import ConfigError
+from seedbench.grid import SweepSpec
+
+
+def test_parse_resources_accepts_ray_and_custom_names():
+    assert parse_resources('{"num_gpus": 0.25}') == {"num_gpus": 0.25}
+    assert parse_resources('{"IPU": 1, "num_cpus": 2}') == {"IPU": 1.0, "num_cpus": 2.0}
+    assert parse_resources('{"GPU": 1, "resources": {"TPU": 4}}') == {"num_gpus": 1.0, "TPU": 4.0}
+    assert parse_resources(None) == {} and parse_resources("") == {}
+    for bad, fragment in (("{nope", "not JSON"), ("[1]", "JSON object"), ('{"IPU": -1}', "number >= 0"), ('{"IPU": "x"}', "number >= 0")):
+        with pytest.raises(ConfigError, match=fragment):
+            parse_resources(bad)
+
+
+def test_request_from_config_then_override():
+    config = {"num_cpus": 1, "num_gpus": 0, "resources": {"IPU": 1}}
+    assert request_for(config) == Request(1.0, 0.0, (("IPU", 1.0),))
+    req = request_for(config, {"num_gpus": 0.25, "num_cpus": 2.5, "IPU": 0})
+    assert req == Request(2.5, 0.25, ())
+    assert req.threads == 2 and Request(0.5).threads == 1
+    assert req.ray_options() == {"num_cpus": 2.5, "num_gpus": 0.25}
+    with pytest.raises(ConfigError, match="fraction of a GPU"):
+        request_for(config, {"num_gpus": 1.5})
+
+
+def test_unsatisfiable_request_is_refused_in_one_line():
+    nodes = [{"Alive": True, "NodeManagerAddress": "10.0.0.1", "Resources": {"CPU": 2.0, "memory": 1e9, "node:10.0.0.1": 1.0}},
+             {"Alive": False, "NodeManagerAddress": "10.0.0.2", "Resources": {"CPU": 8.0, "IPU": 1.0}}]
+    check_feasible({Request(2.0): ["a"]}, nodes)
+    with pytest.raises(ConfigError) as info:
+        check_feasible({Request(1.0, 0.0, (("IPU", 1.0),)): ["sgd fc-digits seed=0", "sgd fc-digits seed=1"]}, nodes)
+    message = str(info.value)
+    assert "\n" not in message and '"IPU": 1' in message and "and 1 more" in message and "10.0.0.1 (CPU 2)" in message
+    with pytest.raises(ConfigError, match="num_gpus"):
+        check_feasible({Request(1.0, 0.5): ["g"]}, nodes)
+
+
+def test_cell_lock_is_exclusive_and_probed(tmp_path):
+    assert not cell_is_locked(tmp_path, "abc")
+    held = try_cell_lock(tmp_path, "abc")
+    assert held is not None
+    assert cell_is_locked(tmp_path, "abc")  # flock: a second open file description is refused
+    assert try_cell_lock(tmp_path, "abc") is None
+    held.release()
+    assert not cell_is_locked(tmp_path, "abc")
+
+
+def test_sweep_record_and_status_counts(tmp_path):
+    spec = SweepSpec(methods=["sgd"], models=["fc"], datasets=["digits"], seeds=[0, 1, 2, 3, 4])
+    cells = spec.cells()
+    assert sweep_id(cells) == sweep_id(list(reversed(cells)))
+    folders = {}
+    for cell, status in zip(cells, ["finished", "diverged", "failed", "running", None], strict=True):
+        folder = tmp_path / f"cell{cell.seed}"
+        folder.mkdir()
+        if status:
+            (folder / "run.json").write_text(json.dumps({"status": status}))
+        folders[cell.label] = folder
+    write_sweep(tmp_path, cells, folders, "ray")
+    write_sweep(tmp_path, cells, {}, "ray")  # a rerun keeps the folders it knew
+    [status] = sweep_status(tmp_path)
+    # the "running" cell has no live lock or heartbeat: it was interrupted, so it is pending again
+    assert status.counts == {"finished": 1, "running": 0, "failed": 1, "diverged": 1, "pending": 2}
+    assert status.summary == "sgd x fc x digits x 5 seeds"
+    assert cell_state(tmp_path, None) == "pending"
+    (tmp_path / "stopped").mkdir()
+    (tmp_path / "stopped" / "run.json").write_text(json.dumps({"status": "interrupted"}))  # Ctrl-C, or Ray ending it
+    assert cell_state(tmp_path, "stopped") == "pending"
+    beat = tmp_path / "cell3" / "exec" / "2026" / "heartbeat_at"
+    beat.parent.mkdir(parents=True)
+    beat.write_text("now")
+    assert cell_state(tmp_path, "cell3") == "running"  # machinable's heartbeat is fresh
+    (tmp_path / "cell3" / "id.json").write_text(json.dumps({"uuid": "u3"}))
+    held = try_cell_lock(tmp_path, "u3")
+    assert cell_state(tmp_path, "cell3") == "running"  # a process holds the cell's lock
+    held.release()
+    assert cell_state(tmp_path, "cell3") == "pending"  # lock free: interrupted, whatever the heartbeat says
+    assert Path(status.path).parent.name == "sweeps"
