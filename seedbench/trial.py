@@ -121,6 +121,11 @@ def run_trial(cfg: TrialConfig, out_dir: Path, lr: float | None = None, run_id: 
         result = train(model, optimizer, data, settings)
         record.update(result)
         record.update({"D": count_parameters(model), "device": device, "seeds": seeds})
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # stopped from outside (Ctrl-C; Ray ending the task of a driver that died): not the cell's fault,
+        # so not "failed" - the next run of the sweep redoes it
+        record.update({"status": "interrupted", "error": f"{type(exc).__name__}: {exc}"})
+        raise
     except BaseException as exc:
         (out_dir / TRACEBACK_FILE).write_text(traceback.format_exc())
         record.update({"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
