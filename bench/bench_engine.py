@@ -85,7 +85,7 @@ from ray import tune
 
 cells, seconds, workers = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 t0 = time.time()
-ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")  # a fresh instance of its own
 started = time.time() - t0
 
 def trainable(config):
