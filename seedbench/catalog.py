@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from seedbench.config import METHOD_CONFIGS
-from seedbench.errors import ConfigError
+from seedbench.errors import ConfigError, read_yaml
 
 CATALOG_ENV = "SEEDBENCH_CATALOG"
 
@@ -108,12 +107,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     cached = _CACHE.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path.name}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+    raw = read_yaml(path, "catalogue") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: expected a mapping with 'presets' and 'learning_rates'")
     unknown = set(raw) - {"presets", "learning_rates"}

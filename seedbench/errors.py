@@ -21,3 +21,17 @@ class ConfigError(SeedbenchError):
 
 class StoreError(SeedbenchError):
     """A results store cannot be read or a query is invalid."""
+
+
+def read_yaml(path, what: str):
+    """Parse a YAML file, turning a missing file or bad syntax into a one-line ConfigError with the line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from seedbench.errors import ConfigError
+from seedbench.errors import ConfigError, read_yaml
 
 SPEC_KEYS = {"methods", "models", "datasets", "seeds", "versions", "overrides", "store", "engine", "resources", "data_dir", "seed_key", "base_seed"}
 SEED_KEYS = ("seed", "init_seed", "data_seed", "augment_seed")
@@ -116,14 +115,7 @@ def split_list(text: str | list | None) -> list[str]:
 
 def load_spec(path: Path) -> SweepSpec:
     """Read a sweep YAML file (see experiments/quickstart.yaml)."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: sweep file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML; fix the syntax") from None
+    raw = read_yaml(path, "sweep file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping with methods, models, datasets, seeds")
     unknown = set(raw) - SPEC_KEYS - {"method", "model", "dataset"}
