@@ -22,8 +22,7 @@ import argparse
 import sys
 
 from seedbench.cli import main as cli_main
-from seedbench.data import locate
-from seedbench.data.datasets import HOW_TO_GET
+from seedbench.data.datasets import present_datasets
 from seedbench.grid import SweepSpec, parse_seeds, split_list
 from seedbench.sweep import run_sweep
 
@@ -52,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["local", "ray"], default="local")
     args = parser.parse_args(argv)
 
-    datasets = [d for d in split_list(args.datasets) if locate(d, args.data_dir) is not None or print(
-        f"skipping {d}: not installed; to get it: {HOW_TO_GET[d]}", file=sys.stderr)]
+    datasets = present_datasets(split_list(args.datasets), args.data_dir)
     if not datasets:
         return 2
     failed = 0

@@ -14,8 +14,7 @@ import argparse
 import sys
 
 from seedbench.cli import main as cli_main
-from seedbench.data import locate
-from seedbench.data.datasets import HOW_TO_GET
+from seedbench.data.datasets import present_datasets
 from seedbench.grid import SweepSpec, parse_seeds, split_list
 from seedbench.sweep import run_sweep
 
@@ -34,12 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["local", "ray"], default="local")
     args = parser.parse_args(argv)
 
-    datasets = []
-    for name in split_list(args.datasets):
-        if locate(name, args.data_dir) is None:
-            print(f"skipping {name}: not installed; to get it: {HOW_TO_GET[name]}", file=sys.stderr)
-        else:
-            datasets.append(name)
+    datasets = present_datasets(split_list(args.datasets), args.data_dir)
     if not datasets:
         print("no dataset of the study is available; nothing to run", file=sys.stderr)
         return 2

@@ -201,3 +201,16 @@ def availability(data_dir: str | os.PathLike | None = None) -> list[dict[str, st
             }
         )
     return rows
+
+
+def present_datasets(names: list[str], data_dir: str | os.PathLike | None = None) -> list[str]:
+    """The datasets of `names` that are installed; each missing one is reported with how to get it."""
+    import sys
+
+    present = []
+    for name in names:
+        if locate(name, data_dir) is None:
+            print(f"skipping {name}: not installed; to get it: {HOW_TO_GET[name]}", file=sys.stderr)
+        else:
+            present.append(name)
+    return present
