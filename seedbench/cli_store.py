@@ -213,22 +213,3 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.set_defaults(func=cmd_export)
     return p
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point until these commands are wired into `seedbench` (same error handling)."""
-    from seedbench.errors import SeedbenchError
-
-    parser = argparse.ArgumentParser(prog="seedbench")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_query_parser(sub)
-    add_export_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SeedbenchError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ GROUP = ["method", "model", "dataset"]
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per method x model x dataset: n finished (and diverged/failed), mean +- std of val/test acc."""
     if runs.empty:
-        return pd.DataFrame(columns=[*GROUP, "n", "diverged", "failed", "val_acc", "test_acc"])
+        return pd.DataFrame(columns=[*GROUP, "n", "diverged", "failed", "unfinished", "val_acc", "test_acc"])
     rows = []
     for key, group in runs.groupby(GROUP, sort=True, dropna=False):
         done = group[group["status"] == "finished"]
@@ -18,6 +18,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["n"] = len(done)
         row["diverged"] = int((group["status"] == "diverged").sum())
         row["failed"] = int((group["status"] == "failed").sum())
+        # running or interrupted: counted, so an incomplete group never looks complete
+        row["unfinished"] = int((~group["status"].isin(["finished", "diverged", "failed"])).sum())
         for metric in ("val_acc", "test_acc"):
             values = pd.to_numeric(done.get(metric), errors="coerce").dropna() * 100 if len(done) else pd.Series(dtype=float)
             row[metric] = _mean_std(values)

@@ -470,17 +470,8 @@ def test_export_parquet_and_csv(store_dir: Path, tmp_path: Path) -> None:
 # -- command line, against a real sweep ---------------------------------------------------------------
 
 
-def _cli_module() -> str:
-    """seedbench.cli once the lead wires the commands in; seedbench.cli_store's own main until then."""
-    from seedbench.cli import build_parser
-
-    parser = build_parser()
-    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
-    return "seedbench.cli" if "query" in commands and "export" in commands else "seedbench.cli_store"
-
-
 def store_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", _cli_module(), *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "seedbench.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
