@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from seedbench.engine.dispatch import WORKER_FILE
+from seedbench.engine.dispatch import CACHED_MARKER, WORKER_FILE
 from seedbench.engine.sweeps import sweep_status
 from seedbench.errors import ConfigError
 from seedbench.grid import SweepSpec
@@ -56,6 +56,11 @@ def worker_infos(store: Path) -> dict[Path, dict]:
         except ValueError:
             continue  # being written
     return out
+
+
+def finished_cells(store: Path) -> int:
+    """Cells machinable marked done (`cached`); a run.json that says finished without it was cut off."""
+    return sum(r["status"] == "finished" and (folder / CACHED_MARKER).exists() for folder, r in records(store).items())
 
 
 def index_counts(store: Path) -> dict[str, int]:
@@ -187,9 +192,18 @@ def test_driver_killed_mid_sweep_resumes(ray_cluster, tmp_path):
     wait_for(lambda: any(r["status"] == "finished" for r in records(store).values()) or first.poll() is not None, timeout=120)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    finished_before = sum(r["status"] == "finished" for r in records(store).values())
-    assert 1 <= finished_before < 4, "the driver must be killed mid-sweep"
-    [status] = wait_for(lambda: (rows := sweep_status(store)) and rows[0].counts["running"] == 0 and rows, timeout=60, every=0.2)
+    # Ray ends the dead driver's workers; wait until no cell is held, twice in a row a second apart
+    def settled():
+        before = sweep_status(store)
+        time.sleep(0.5)
+        after = sweep_status(store)
+        if before and after and before[0].counts == after[0].counts and after[0].counts["running"] == 0:
+            return after[0]
+        return None
+
+    status = wait_for(settled, timeout=60, every=0.5)
+    finished_before = finished_cells(store)
+    assert finished_before < 4, "the driver must be killed mid-sweep"
     assert status.counts == {"finished": finished_before, "running": 0, "failed": 0, "diverged": 0, "pending": 4 - finished_before}
     second = cli(*args)
     out, err = second.communicate(timeout=240)

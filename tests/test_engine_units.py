@@ -67,6 +67,8 @@ def test_sweep_record_and_status_counts(tmp_path):
         folder.mkdir()
         if status:
             (folder / "run.json").write_text(json.dumps({"status": status}))
+        if status in ("finished", "diverged"):
+            (folder / "cached").write_text("")  # machinable's marker, written once the trial returned
         folders[cell.label] = folder
     write_sweep(tmp_path, cells, folders, "ray")
     write_sweep(tmp_path, cells, {}, "ray")  # a rerun keeps the folders it knew
@@ -78,6 +80,9 @@ def test_sweep_record_and_status_counts(tmp_path):
     (tmp_path / "stopped").mkdir()
     (tmp_path / "stopped" / "run.json").write_text(json.dumps({"status": "interrupted"}))  # Ctrl-C, or Ray ending it
     assert cell_state(tmp_path, "stopped") == "pending"
+    (tmp_path / "cut").mkdir()  # run.json says finished, but the process died before machinable marked it
+    (tmp_path / "cut" / "run.json").write_text(json.dumps({"status": "finished"}))
+    assert cell_state(tmp_path, "cut") == "pending"
     beat = tmp_path / "cell3" / "exec" / "2026" / "heartbeat_at"
     beat.parent.mkdir(parents=True)
     beat.write_text("now")

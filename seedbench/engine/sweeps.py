@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seedbench.engine.dispatch import RUN_FILE, read_record, write_json
+from seedbench.engine.dispatch import CACHED_MARKER, RUN_FILE, read_record, write_json
 from seedbench.engine.locking import cell_is_locked, cell_lock_path
 
 SWEEPS_DIR = "sweeps"
@@ -96,7 +96,11 @@ def cell_state(store: Path, rel_dir: str | None) -> str:
     directory = Path(store) / rel_dir
     record = read_record(directory)
     status = record.get("status")
-    if status in ("finished", "diverged", "failed"):
+    if status in ("finished", "diverged"):
+        # machinable marks the cell done only after the trial returned: a record that says finished
+        # without that marker was cut off in between, and the next sweep redoes it (as plan_cell does)
+        return status if (directory / CACHED_MARKER).exists() else "pending"
+    if status == "failed":
         return status
     if status == "running":
         uuid = _uuid_of(directory)
