@@ -281,3 +281,35 @@ def test_multi_node_ipu_cells_stay_on_their_node_and_node_loss_loses_nothing(ray
     for _label, error in results["tpu"].failed:
         assert 'no live node of the Ray cluster offers {"num_cpus": 1, "TPU": 1}' in error
     assert all(r["status"] in ("finished", "failed") for r in tpu_runs.values())
+
+
+def test_progress_bar_counts_done_running_failed_pending_with_eta(ray_cluster, tmp_path, monkeypatch):
+    """What the live bar showed at each refresh: counts that add up, cells seen running, and the end state."""
+    import io
+
+    from rich.console import Console
+
+    import seedbench.sweep as sweep_module
+
+    shown: list[dict] = []
+    update = sweep_module._Progress.update
+
+    def recording(self, done, failed, running, description=None):
+        update(self, done, failed, running, description)
+        shown.append(dict(self.bar.tasks[0].fields, total=self.total))
+
+    monkeypatch.setattr(sweep_module._Progress, "update", recording)
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200)
+    # three digits cells (train), one mnist cell (no data: fails), on the session's 2-CPU head node
+    grid = SweepSpec(methods=["sgd"], models=["cnn"], datasets=["digits", "mnist"], seeds=[0, 1, 2],
+                     overrides={**SLOW, "epochs": 2, "data_dir": str(tmp_path / "no-data")}, store=str(tmp_path / "store"))
+    summary = sweep_module.run_sweep(grid, console=console, engine="ray")
+    assert (summary.trained, len(summary.failed)) == (3, 3)
+    for fields in shown:
+        assert fields["done"] + fields["failed"] + fields["running"] + fields["pending"] == fields["total"] == 6
+        assert fields["running"] <= 2  # never more than the node's CPUs
+    assert any(f["running"] > 0 for f in shown) and any(f["pending"] > 0 for f in shown)
+    assert (shown[-1]["done"], shown[-1]["failed"], shown[-1]["running"], shown[-1]["pending"]) == (3, 3, 0, 0)
+    text = screen.getvalue()
+    assert "done 3 running 0 failed 3 pending 0" in text and "eta" in text
