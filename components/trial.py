@@ -10,13 +10,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from machinable import Interface
 
 from seedbench.catalog import load_catalog
 from seedbench.config import LR_ALIASES, TrialConfig
-from seedbench.trial import run_trial
 
 
 class Trial(Interface):
@@ -40,6 +37,9 @@ class Trial(Interface):
 
     def on_seeding(self) -> bool:
         """Global RNGs get the run seed too; training itself uses the per-stream generators."""
+        import numpy as np
+        import torch  # here, not at the top: the driver builds every cell's config and must not pay for torch
+
         seed = int(self.config.seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
@@ -51,4 +51,6 @@ class Trial(Interface):
         return type(self).Config(**data)
 
     def __call__(self) -> None:
+        from seedbench.trial import run_trial
+
         run_trial(self.trial_config(), Path(self.local_directory()), run_id=self.uuid)

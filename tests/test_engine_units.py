@@ -93,3 +93,26 @@ def test_sweep_record_and_status_counts(tmp_path):
     held.release()
     assert cell_state(tmp_path, "cell3") == "pending"  # lock free: interrupted, whatever the heartbeat says
     assert Path(status.path).parent.name == "sweeps"
+
+
+def test_the_driver_plans_every_method_without_importing_torch(tmp_path):
+    """torch takes ~2 s to import on 2 cores: a driver that imported it to plan would delay every sweep."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = f"""
+import sys
+from seedbench.engine.plan import available_methods, check_cells, plan_cell
+from seedbench.engine.store_context import open_store
+from seedbench.grid import SweepSpec
+with open_store({str(tmp_path / "store")!r}):
+    cells = SweepSpec(methods=available_methods(), models=["fc"], datasets=["digits"], seeds=[0]).cells()
+    check_cells(cells)
+    states = {{plan_cell(cell).state for cell in cells}}
+print(len(cells), sorted(states), "torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["7", "['pending']", "False"]

@@ -50,9 +50,3 @@ class LocalRunner:
     def close(self) -> None:
         return None
 
-
-def run_local(pending: list[PreparedCell], report: Report, on_start: Callable[[PreparedCell], None] | None = None) -> None:
-    runner = LocalRunner(report, on_start)
-    for cell in pending:
-        runner.submit(cell)
-    runner.run_to_end()

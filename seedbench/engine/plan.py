@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seedbench.engine.dispatch import CACHED_MARKER, RUN_FILE  # not seedbench.trial: the driver never needs torch
 from seedbench.errors import ConfigError
 from seedbench.grid import Cell
-from seedbench.trial import RUN_FILE
 
 
 @dataclass
@@ -82,17 +82,6 @@ def _stored_entry(interface: Any) -> Any:
     )
 
 
-def plan_cells(cells: list[Cell]) -> list[PlannedCell]:
-    """Build (without running) every cell's interface and find what the store already holds.
-
-    Building the config here validates every cell before anything runs: a typo in a preset or an
-    override fails the whole sweep up front instead of one worker at a time. Finished cells are
-    recognised from their folder's `cached` marker without loading their record.
-    """
-    check_cells(cells)
-    return [plan_cell(cell) for cell in cells]
-
-
 def check_cells(cells: list[Cell]) -> None:
     """The checks that concern the grid as a whole: known methods and presets."""
     from seedbench.catalog import load_catalog
@@ -107,7 +96,12 @@ def check_cells(cells: list[Cell]) -> None:
 
 
 def plan_cell(cell: Cell) -> PlannedCell:
-    """One cell: build and validate its interface, then look its identity up in the index."""
+    """One cell: build and validate its interface, then look its identity up in the index.
+
+    Building the config validates the cell before anything runs (a typo in a preset or an override
+    fails the sweep up front, not one worker at a time); a finished cell is recognised from its
+    folder's `cached` marker without loading its record.
+    """
     from machinable import Interface, get
     from machinable.utils import uri_to_path
 
@@ -120,7 +114,7 @@ def plan_cell(cell: Cell) -> PlannedCell:
     if entry is None:
         return PlannedCell(cell, interface, "pending")
     directory = Path(uri_to_path(entry.local_uri or entry.storage_uri))
-    if (directory / "cached").exists():
+    if (directory / CACHED_MARKER).exists():
         return PlannedCell(cell, interface, "finished", directory)
     stored = Interface.find_by_id(entry.record_id)
     interface = stored if stored is not None else interface
