@@ -125,12 +125,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not sweeps:
         console.print(f"no sweeps recorded in {directory}")
         return 0
-    console.print(f"[bold]sweeps in {directory}[/]")
     colours = {"finished": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "white"}
-    for s in sweeps:
-        when = datetime.datetime.fromtimestamp(s.updated_at).strftime("%m-%d %H:%M")
-        counts = ", ".join(f"[{colours[k]}]{s.counts[k]} {k}[/]" for k in STATES)
-        console.print(f"{s.id[:8]}  {s.summary}  [dim]{s.engine or '?'}, {when}[/]\n          {s.total} cells: {counts}", highlight=False)
+    rows = [
+        [s.id[:8], s.summary, datetime.datetime.fromtimestamp(s.updated_at).strftime("%m-%d %H:%M"), str(s.total),
+         *(str(s.counts[k]) for k in STATES)]
+        for s in sweeps
+    ]
+    table = Table(title=f"sweeps in {directory}", title_justify="left", box=None, padding=(0, 1, 0, 0), header_style="bold underline")
+    # on a narrow terminal only the grid column wraps: ids, times and counts keep their full width
+    for i, column in enumerate(("sweep", "grid", "updated", "cells", *STATES)):
+        width = None if column == "grid" else max(len(column), *(len(r[i]) for r in rows))
+        table.add_column(column, justify="right" if i >= 3 else "left", min_width=width, style=colours.get(column))
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
     if args.cells:
         for s in sweeps:
             for c in s.cells:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -108,7 +109,7 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.02):
     raise AssertionError("timed out waiting")
 
 
-def test_ray_sweep_trains_on_cpu_then_reuses_and_reports_status(ray_cluster, tmp_path, capsys):
+def test_ray_sweep_trains_on_cpu_then_reuses_and_reports_status(ray_cluster, tmp_path, capsys, monkeypatch):
     from seedbench.cli import main
 
     store = tmp_path / "store"
@@ -127,6 +128,12 @@ def test_ray_sweep_trains_on_cpu_then_reuses_and_reports_status(ray_cluster, tmp
     assert main(["status", "--store", str(store), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted((r["cells"], r["finished"], r["pending"]) for r in rows) == [(3, 3, 0), (4, 4, 0)]
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["status", "--store", str(store)]) == 0  # the same as a table
+    table = [line for line in capsys.readouterr().out.splitlines() if "sgd x fc x digits" in line]
+    # grid, then cells, finished, running, failed, diverged, pending
+    assert sorted((re.search(r"sgd x fc x digits x \d seeds", line).group(0), line.split()[-6:]) for line in table) == [
+        ("sgd x fc x digits x 3 seeds", ["3", "3", "0", "0", "0", "0"]), ("sgd x fc x digits x 4 seeds", ["4", "4", "0", "0", "0", "0"])]
 
 
 def test_unsatisfiable_resources_are_refused_up_front(ray_cluster, tmp_path, capsys):
