@@ -200,7 +200,7 @@ def test_driver_killed_mid_sweep_resumes(ray_cluster, tmp_path):
     wait_for(lambda: any(r["status"] == "finished" for r in records(store).values()) or first.poll() is not None, timeout=120)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    # Ray ends the dead driver's workers; wait until no cell is held, twice in a row a second apart
+    # Ray ends the dead driver's workers; wait until no cell is held and the counts hold for half a second
     def settled():
         before = sweep_status(store)
         time.sleep(0.5)
