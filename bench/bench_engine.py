@@ -129,7 +129,7 @@ def rss_mib() -> tuple[float, float]:
 
 
 def spec(store: Path, cells: int, seconds: float):
-    from seedbench.grid import SweepSpec
+    from seedbench.sweep.grid import SweepSpec
 
     return SweepSpec(methods=["spin"], models=["none"], datasets=["none"], seeds=list(range(cells)), overrides={"seconds": seconds}, store=str(store))
 
@@ -139,7 +139,7 @@ def cell_seconds(store: Path) -> list[float]:
 
 
 def bench_sweep(store: Path, cells: int, seconds: float, workers: int) -> dict:
-    from seedbench.sweep import run_sweep
+    from seedbench.sweep.run import run_sweep
 
     summary = run_sweep(spec(store, cells, seconds), quiet=True, engine="ray")
     assert summary.trained == cells and not summary.failed, (summary.trained, summary.failed)
@@ -158,7 +158,7 @@ def bench_sweep(store: Path, cells: int, seconds: float, workers: int) -> dict:
 
 
 def bench_zero(store: Path, cells: int) -> dict:
-    from seedbench.sweep import run_sweep
+    from seedbench.sweep.run import run_sweep
 
     summary = run_sweep(spec(store, cells, 0.0), quiet=True, engine="ray")
     assert summary.trained == cells and not summary.failed
@@ -167,11 +167,11 @@ def bench_zero(store: Path, cells: int) -> dict:
 
 def bench_memory(store: Path, pending: int, seconds: float) -> dict:
     """Hold `pending` cells in the driver exactly as run_sweep's loop does, measure RSS, then cancel them."""
-    from seedbench.engine import open_store, ray_engine
-    from seedbench.engine.dispatch import begin_sweep, prepare_cell
-    from seedbench.engine.locking import index_lock, index_path, keep_index_open
-    from seedbench.engine.plan import check_cells, plan_cell
-    from seedbench.engine.store_context import index_database, project_root
+    from seedbench.sweep.runners.store_context import open_store, ray_engine
+    from seedbench.sweep.runners.dispatch import begin_sweep, prepare_cell
+    from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
+    from seedbench.sweep.plan import check_cells, plan_cell
+    from seedbench.sweep.runners.store_context import index_database, project_root
 
     cells = spec(store, pending, seconds).cells()
     before = rss_mib()[0]
@@ -234,7 +234,7 @@ def main() -> int:
     os.environ.pop("MACHINABLE_INDEX", None)
     out: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "config": vars(args)}
     try:
-        from seedbench.engine import ray_engine
+        from seedbench.sweep.runners import ray as ray_engine
 
         t0 = time.time()
         ray_engine.connect(num_cpus=args.workers)

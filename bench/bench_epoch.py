@@ -19,7 +19,7 @@ from torch import nn
 
 from seedbench.data import load_dataset
 from seedbench.models import build_model
-from seedbench.train import DivergenceRules, TrainSettings, train
+from seedbench.train.loop import DivergenceRules, TrainSettings, train
 
 
 def bare_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, lr: float, batch: int) -> float:

@@ -80,7 +80,7 @@ def _epochs(rng: np.random.Generator, n: int, final: float, diverge: bool, diagn
 
 
 def write_run(folder: Path, rng: np.random.Generator, i: int, method: str, model: str, dataset: str, seed: int, epochs: int) -> None:
-    """One run folder in the format seedbench.trial writes (plus machinable's own files)."""
+    """One run folder in the format seedbench.train.trial writes (plus machinable's own files)."""
     folder.mkdir(parents=True)
     for name, text in MACHINABLE_FILES.items():
         (folder / name).write_text(text)
@@ -148,8 +148,8 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
 
 
 def cli_seconds(root: Path, sql: str, repeats: int) -> float:
-    """A fresh `seedbench query` process (until cli.py wires it, via seedbench.cli_store's main)."""
-    cmd = [sys.executable, "-m", "seedbench.cli_store", "query", sql, "--store", str(root), "--format", "csv"]
+    """A fresh `seedbench query` process (until cli.py wires it, via seedbench.cli.store's main)."""
+    cmd = [sys.executable, "-m", "seedbench.cli.store", "query", sql, "--store", str(root), "--format", "csv"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 
     def run() -> None:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seedbench.init.walsh import walsh_codes  # noqa: E402
 from seedbench.models.zoo import ZOO  # noqa: E402
-from seedbench.supwalsh import SupWalsh, pretrain, tsne_2d  # noqa: E402
+from seedbench.train.supwalsh import SupWalsh, pretrain, tsne_2d  # noqa: E402
 
 SHAPE = (1, 64, 64)
 CLASSES = 10

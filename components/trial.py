@@ -1,7 +1,7 @@
 """The shared base of every method's machinable Interface.
 
 Thin on purpose: a pydantic Config from seedbench.config, presets (`~cnn`, `~table1`, ...) served from
-machinable.yaml, and __call__ handing the resolved config to seedbench.trial.run_trial.
+machinable.yaml, and __call__ handing the resolved config to seedbench.train.trial.run_trial.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from machinable import Interface
 
-from seedbench.catalog import load_catalog
+from seedbench.sweep.presets import load_catalog
 from seedbench.config import LR_ALIASES, TrialConfig
 
 
@@ -51,6 +51,6 @@ class Trial(Interface):
         return type(self).Config(**data)
 
     def __call__(self) -> None:
-        from seedbench.trial import run_trial
+        from seedbench.train.trial import run_trial
 
         run_trial(self.trial_config(), Path(self.local_directory()), run_id=self.uuid)

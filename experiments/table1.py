@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seedbench.cli import main as cli_main
+from seedbench.cli.main import main as cli_main
 from seedbench.data.datasets import present_datasets
-from seedbench.grid import SweepSpec, parse_seeds, split_list
-from seedbench.sweep import run_sweep
+from seedbench.sweep.grid import SweepSpec, parse_seeds, split_list
+from seedbench.sweep.run import run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from seedbench.catalog import load_catalog
+from seedbench.sweep.presets import load_catalog
 from seedbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from seedbench.engine.dispatch import CACHED_MARKER, WORKER_FILE
-from seedbench.engine.sweeps import sweep_status
+from seedbench.sweep.runners.dispatch import CACHED_MARKER, WORKER_FILE
+from seedbench.sweep.status import sweep_status
 from seedbench.errors import ConfigError
-from seedbench.grid import SweepSpec
+from seedbench.sweep.grid import SweepSpec
 from tests.conftest import ROOT, make_idx_dataset
 from tests.ray_fixtures import ray_cluster  # noqa: F401 - the session fixture
 
@@ -40,7 +40,7 @@ def spec(store: Path, seeds, models=("fc",), dataset="digits", versions=(), **ov
 
 
 def sweep(spec_, **kwargs):
-    from seedbench.sweep import run_sweep
+    from seedbench.sweep.run import run_sweep
 
     return run_sweep(spec_, quiet=True, engine="ray", **kwargs)
 
@@ -110,7 +110,7 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.02):
 
 
 def test_ray_sweep_trains_on_cpu_then_reuses_and_reports_status(ray_cluster, tmp_path, capsys, monkeypatch):
-    from seedbench.cli import main
+    from seedbench.cli.main import main
 
     store = tmp_path / "store"
     before = project_indexes()
@@ -137,7 +137,7 @@ def test_ray_sweep_trains_on_cpu_then_reuses_and_reports_status(ray_cluster, tmp
 
 
 def test_unsatisfiable_resources_are_refused_up_front(ray_cluster, tmp_path, capsys):
-    from seedbench.cli import main
+    from seedbench.cli.main import main
 
     with pytest.raises(ConfigError, match=r'requests \{"num_cpus": 1, "TPU": 1\}, which no node'):
         sweep(spec(tmp_path / "store", [0]), resources='{"TPU": 1}')
@@ -174,7 +174,7 @@ def test_worker_sigkilled_mid_cell_is_retried_without_duplicates(ray_cluster, tm
 
 
 def test_cell_that_raises_is_recorded_and_retried_on_request(ray_cluster, tmp_path, capsys):
-    from seedbench.cli import main
+    from seedbench.cli.main import main
 
     store, data = tmp_path / "store", tmp_path / "data"
     args = ["sweep", "--engine", "ray", "--method", "sgd", "--model", "fc", "--dataset", "mnist,digits", "--seeds", "0",
@@ -235,7 +235,7 @@ def test_concurrent_overlapping_sweeps_train_each_cell_once(ray_cluster, tmp_pat
 def test_multi_node_ipu_cells_stay_on_their_node_and_node_loss_loses_nothing(ray_cluster, tmp_path, monkeypatch):
     import ray
 
-    from seedbench.engine import ray_engine
+    from seedbench.sweep.runners import ray as ray_engine
 
     monkeypatch.setattr(ray_engine, "INFEASIBLE_GRACE", 1.0)
     monkeypatch.setattr(ray_engine, "FEASIBILITY_CHECK_EVERY", 0.5)
@@ -296,7 +296,7 @@ def test_progress_bar_counts_done_running_failed_pending_with_eta(ray_cluster, t
 
     from rich.console import Console
 
-    import seedbench.sweep as sweep_module
+    import seedbench.sweep.run as sweep_module
 
     shown: list[dict] = []
     update = sweep_module._Progress.update

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from seedbench.engine.locking import cell_is_locked, try_cell_lock
-from seedbench.engine.resources import Request, check_feasible, parse_resources, request_for
-from seedbench.engine.sweeps import cell_state, sweep_id, sweep_status, write_sweep
+from seedbench.sweep.runners.locking import cell_is_locked, try_cell_lock
+from seedbench.sweep.runners.resources import Request, check_feasible, parse_resources, request_for
+from seedbench.sweep.status import cell_state, sweep_id, sweep_status, write_sweep
 from seedbench.errors import ConfigError
-from seedbench.grid import SweepSpec
+from seedbench.sweep.grid import SweepSpec
 
 
 def test_parse_resources_accepts_ray_and_custom_names():
@@ -104,9 +104,9 @@ def test_the_driver_plans_every_method_without_importing_torch(tmp_path):
 
     script = f"""
 import sys
-from seedbench.engine.plan import available_methods, check_cells, plan_cell
-from seedbench.engine.store_context import open_store
-from seedbench.grid import SweepSpec
+from seedbench.sweep.plan import available_methods, check_cells, plan_cell
+from seedbench.sweep.runners.store_context import open_store
+from seedbench.sweep.grid import SweepSpec
 with open_store({str(tmp_path / "store")!r}):
     cells = SweepSpec(methods=available_methods(), models=["fc"], datasets=["digits"], seeds=[0]).cells()
     check_cells(cells)

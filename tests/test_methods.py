@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from seedbench.config import METHOD_CONFIGS
-from seedbench.trial import run_trial
+from seedbench.train.trial import run_trial
 from tests.conftest import run_cli
 
 TINY = dict(dataset="digits", limit_train=96, val_size=48, epochs=1, batch_size=16, lr=0.05)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from seedbench.plots import KINDS, plot_curves, plot_distribution
+from seedbench.analysis.plots import KINDS, plot_curves, plot_distribution
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from seedbench.report import summary_table
+from seedbench.analysis.report import summary_table
 
 
 def test_summary_counts_every_status_and_averages_finished_only():

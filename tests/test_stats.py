@@ -1,4 +1,4 @@
-"""seedbench.stats against scipy/statsmodels on fixed data and against published/hand-worked values."""
+"""seedbench.analysis.stats against scipy/statsmodels on fixed data and against published/hand-worked values."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
-from seedbench import stats
-from seedbench.stats import adjust_pvalues, compare, hedges_g, summarize, summarize_groups, variance_study
+from seedbench.analysis import stats
+from seedbench.analysis.stats import adjust_pvalues, compare, hedges_g, summarize, summarize_groups, variance_study
 
 FAST = 2_000  # resamples: enough for the properties tested, keeps the suite fast
 

@@ -1,7 +1,7 @@
 """The results store as SQL: views, the incremental cache, corrupt folders, errors, and the CLI.
 
-Stores are built from run folders written in the real format (run.json as seedbench.trial writes it,
-epochs.jsonl as seedbench.train writes it) plus one real sweep; queries run on the real DuckDB.
+Stores are built from run folders written in the real format (run.json as seedbench.train.trial writes it,
+epochs.jsonl as seedbench.train.loop writes it) plus one real sweep; queries run on the real DuckDB.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def make_record(run_id: str, model: str = "fc", seed: int = 0, status: str = "fi
 
 
 def write_run(store: Path, rel: str, record: dict[str, Any], epochs: list[dict[str, Any]] | None = None) -> Path:
-    """A run folder as machinable + seedbench.trial leave it (machinable's files included)."""
+    """A run folder as machinable + seedbench.train.trial leave it (machinable's files included)."""
     folder = store / rel
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.json").write_text('{"module": "components.sgd"}')
@@ -444,7 +444,7 @@ def test_queries_and_exports_leave_the_run_folders_untouched(store_dir: Path, tm
 
 
 def test_file_names_match_the_writer() -> None:
-    from seedbench import trial
+    from seedbench.train import trial
     from seedbench.store import EPOCHS_FILE, RUN_FILE
 
     assert (RUN_FILE, EPOCHS_FILE) == (trial.RUN_FILE, trial.EPOCHS_FILE)

@@ -9,7 +9,7 @@ import torch
 
 from seedbench.init.walsh import code_length, make_codes, onehot_codes, random_codes, walsh_codes
 from seedbench.models.zoo import ZOO
-from seedbench.supwalsh import (
+from seedbench.train.supwalsh import (
     SupWalsh,
     _plan,
     compute_matched_control,

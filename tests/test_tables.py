@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from seedbench.stats import compare, variance_study
-from seedbench.tables import FORMATS, format_cell, render, row_label, table1, variance_table
+from seedbench.analysis.stats import compare, variance_study
+from seedbench.analysis.tables import FORMATS, format_cell, render, row_label, table1, variance_table
 
 
 def runs(method: str, values, model="fc", dataset="mnist", D=None, status="finished", start_seed=0) -> list[dict]:

@@ -6,7 +6,7 @@ import torch
 
 from seedbench.config import SGDConfig
 from seedbench.seeding import derive_seed, stream_seeds
-from seedbench.trial import build_initialised_model, run_trial
+from seedbench.train.trial import build_initialised_model, run_trial
 
 TINY = dict(dataset="digits", limit_train=256, val_size=100, epochs=2, batch_size=32, lr=0.05)
 

@@ -1,6 +1,6 @@
 """Turn one run folder's files into flat rows: one for the `runs` view, one per epoch for `epochs`.
 
-The files are the contract between training (seedbench.trial / seedbench.train) and everything that
+The files are the contract between training (seedbench.train.trial / seedbench.train.loop) and everything that
 aggregates: anything surprising in them is reported as a `CorruptRun` with a one-line reason, so a
 single bad folder costs one skipped run instead of a failed query.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-# The same names as seedbench.trial's; repeated so reading a store never imports torch.
+# The same names as seedbench.train.trial's; repeated so reading a store never imports torch.
 RUN_FILE = "run.json"
 EPOCHS_FILE = "epochs.jsonl"
 

@@ -98,7 +98,7 @@ def run_types() -> dict[str, str]:
     return _schema().run_types
 
 
-STRICT_RUN_COLUMNS = frozenset(RUN_HEAD) | frozenset(RUN_TAIL)  # written by seedbench.trial itself
+STRICT_RUN_COLUMNS = frozenset(RUN_HEAD) | frozenset(RUN_TAIL)  # written by seedbench.train.trial itself
 
 
 def ordered(present: list[str], declared: dict[str, str]) -> list[str]:

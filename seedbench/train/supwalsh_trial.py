@@ -21,7 +21,7 @@ def pretrain_steps(cfg: SupWalshConfig, n_train: int) -> int:
 
 def supwalsh_pretraining(cfg: SupWalshConfig, model: torch.nn.Module, data, device: str) -> dict[str, Any] | None:
     from seedbench.init.walsh import make_codes
-    from seedbench.supwalsh import SupWalsh, compute_matched_control, pretrain
+    from seedbench.train.supwalsh import SupWalsh, compute_matched_control, pretrain
 
     if cfg.control:
         steps = pretrain_steps(cfg, len(data.x_train))

@@ -20,10 +20,10 @@ import torch
 from seedbench.config import TrialConfig
 from seedbench.data import load_dataset
 from seedbench.data.transforms import resize_dataset
-from seedbench.methods import make_optimizer
+from seedbench.methods.legacy import make_optimizer
 from seedbench.models import build_model, count_parameters
 from seedbench.seeding import stream_seeds
-from seedbench.train import DivergenceRules, TrainSettings, train
+from seedbench.train.loop import DivergenceRules, TrainSettings, train
 
 RUN_FILE = "run.json"
 EPOCHS_FILE = "epochs.jsonl"
@@ -64,7 +64,7 @@ def pretrain_hook(cfg: TrialConfig, model: torch.nn.Module, data, device: str) -
     """Methods that change the model before main training (Sup-Walsh) do it here."""
     if getattr(cfg, "method", None) != "sup_walsh":
         return None
-    from seedbench.supwalsh_trial import supwalsh_pretraining
+    from seedbench.train.supwalsh_trial import supwalsh_pretraining
 
     return supwalsh_pretraining(cfg, model, data, device)
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from seedbench.catalog import catalog_path
+from seedbench.sweep.presets import catalog_path
 
 
 def project_root() -> Path:

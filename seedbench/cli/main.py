@@ -53,8 +53,8 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from seedbench.grid import SweepSpec, load_spec, parse_seeds, split_list
-    from seedbench.sweep import run_sweep
+    from seedbench.sweep.grid import SweepSpec, load_spec, parse_seeds, split_list
+    from seedbench.sweep.run import run_sweep
 
     if args.spec:
         spec = load_spec(Path(args.spec))
@@ -109,8 +109,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import datetime
 
-    from seedbench.engine.store_context import store_dir
-    from seedbench.engine.sweeps import STATES, sweep_status
+    from seedbench.sweep.runners.store_context import store_dir
+    from seedbench.sweep.status import STATES, sweep_status
 
     directory = store_dir(args.store)
     if not directory.is_dir():
@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", action="store_true", help="also list every cell that is not finished")
     p.set_defaults(func=cmd_status)
 
-    from seedbench.cli_analysis import add_parsers
-    from seedbench.cli_store import add_export_parser, add_query_parser
+    from seedbench.cli.analysis import add_parsers
+    from seedbench.cli.store import add_export_parser, add_query_parser
 
     add_parsers(sub)  # report, compare, plot
     add_query_parser(sub)

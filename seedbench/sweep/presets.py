@@ -26,7 +26,7 @@ def catalog_path() -> Path:
     """$SEEDBENCH_CATALOG, else machinable.yaml at the project root (beside the seedbench package)."""
     if os.environ.get(CATALOG_ENV):
         return Path(os.environ[CATALOG_ENV])
-    return Path(__file__).resolve().parent.parent / "machinable.yaml"
+    return Path(__file__).resolve().parents[2] / "machinable.yaml"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from seedbench.engine.dispatch import PreparedCell, execute_cell
+from seedbench.sweep.runners.dispatch import PreparedCell, execute_cell
 
 # called with (cell, outcome); outcome["status"] is finished / diverged / failed / reused
 Report = Callable[[PreparedCell, dict[str, Any]], None]

@@ -9,11 +9,11 @@ The split every engine follows (DESIGN.md, machinable and Ray):
   a plain dict of strings, enters `Project(project_dir)`, rebuilds the interface and its run-record
   from their directories and calls `continue_run`: it writes files only, never the index.
 
-A per-cell file lock (seedbench.engine.locking) makes sure two processes never train the same cell
+A per-cell file lock (seedbench.sweep.runners.locking) makes sure two processes never train the same cell
 into the same folder at once: a second sweep that reaches a cell being trained elsewhere is told
 "busy", waits, and then reuses the result.
 
-This module is imported by every Ray worker: it must stay light (no torch, no seedbench.trial).
+This module is imported by every Ray worker: it must stay light (no torch, no seedbench.train.trial).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seedbench.engine.locking import try_cell_lock, wait_cell_lock
-from seedbench.engine.resources import Request, request_for
+from seedbench.sweep.runners.locking import try_cell_lock, wait_cell_lock
+from seedbench.sweep.runners.resources import Request, request_for
 
-RUN_FILE = "run.json"  # written by seedbench.trial.run_trial (not imported here: it pulls in torch)
+RUN_FILE = "run.json"  # written by seedbench.train.trial.run_trial (not imported here: it pulls in torch)
 TRACEBACK_FILE = "traceback.txt"
 WORKER_FILE = "worker.json"  # in the run-record folder: which process/node ran the last attempt
 CACHED_MARKER = "cached"  # machinable's "finished" marker in the interface folder
@@ -46,7 +46,7 @@ MANIFESTS: dict[str, Any] = {}
 class PreparedCell:
     """A cell whose interface and run-record exist; `job` is all a worker gets (strings and numbers)."""
 
-    cell: Any  # seedbench.grid.Cell
+    cell: Any  # seedbench.sweep.grid.Cell
     request: Request
     job: dict[str, Any] = field(default_factory=dict)
 
@@ -80,7 +80,7 @@ def prepare_cell(planned: Any, store: Path, project_dir: Path, override: dict[st
     """
     from machinable.utils import uri_to_path
 
-    from seedbench.engine.execution import SweepExecution
+    from seedbench.sweep.runners.execution import SweepExecution
 
     interface = planned.interface
     if interface.is_materialized() and os.path.exists(os.path.join(interface.local_directory(), CACHED_MARKER)):

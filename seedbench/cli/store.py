@@ -65,7 +65,7 @@ def _stderr_warn(message: str) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from seedbench.engine.store_context import store_dir
+    from seedbench.sweep.runners.store_context import store_dir
     from seedbench.store import Store
 
     return Store(store_dir(args.store), rebuild=getattr(args, "rebuild_cache", False), warn=_stderr_warn)

@@ -1,6 +1,6 @@
 """Paper-style tables (Table 1 of the random-bases paper) and renderers for any result frame.
 
-Formatting is kept apart from seedbench.stats so that the numbers can be tested without
+Formatting is kept apart from seedbench.analysis.stats so that the numbers can be tested without
 strings, and the strings without statistics.
 """
 
@@ -18,7 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from seedbench.stats import select_arm, split_by_status
+from seedbench.analysis.stats import select_arm, split_by_status
 
 FORMATS = ("terminal", "markdown", "csv", "json", "latex")
 # How the paper writes dataset names in row labels ("FC-MNIST", "CNN-CIFAR10").

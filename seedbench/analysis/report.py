@@ -1,4 +1,4 @@
-"""`seedbench report`: a thin summary of a store (full statistics live in seedbench.stats)."""
+"""`seedbench report`: a thin summary of a store (full statistics live in seedbench.analysis.stats)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from seedbench.errors import ConfigError
-from seedbench.grid import SweepSpec
+from seedbench.sweep.grid import SweepSpec
 
 ENGINES = ("local", "ray")
 
@@ -87,12 +87,12 @@ def run_sweep(
     argv: list[str] | None = None,
 ) -> SweepSummary:
     """Plan, prepare and execute `spec` on the local or the Ray engine; see the module docstring."""
-    from seedbench.engine.dispatch import begin_sweep, prepare_cell
-    from seedbench.engine.locking import index_lock, index_path, keep_index_open
-    from seedbench.engine.plan import check_cells, plan_cell
-    from seedbench.engine.resources import parse_resources, request_for
-    from seedbench.engine.store_context import index_database, open_store, project_root
-    from seedbench.engine.sweeps import write_sweep
+    from seedbench.sweep.runners.dispatch import begin_sweep, prepare_cell
+    from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
+    from seedbench.sweep.plan import check_cells, plan_cell
+    from seedbench.sweep.runners.resources import parse_resources, request_for
+    from seedbench.sweep.runners.store_context import index_database, open_store, project_root
+    from seedbench.sweep.status import write_sweep
 
     engine = engine or spec.engine or ("ray" if address else "local")
     if engine not in ENGINES:
@@ -127,7 +127,7 @@ def run_sweep(
             progress.update(done, len(summary.failed), runner.counts()["running"], description)
 
         if engine == "ray":
-            from seedbench.engine import ray_engine
+            from seedbench.sweep.runners import ray as ray_engine
 
             with console.status(f"joining Ray at {address}" if address else "starting Ray", spinner="dots") if not quiet else contextlib.nullcontext():
                 if ray_engine.connect(address):
@@ -135,7 +135,7 @@ def run_sweep(
             ray_engine.warm_workers()
             runner: Any = ray_engine.RayRunner(report)
         else:
-            from seedbench.engine.local import LocalRunner
+            from seedbench.sweep.runners.local import LocalRunner
 
             runner = LocalRunner(report, on_start=lambda cell: tick(cell.label))
         stack.callback(runner.close)

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
-from seedbench.stats import CONFIDENCE, StatusSplit, arm_order, iter_groups, select_arm, split_by_status
+from seedbench.analysis.stats import CONFIDENCE, StatusSplit, arm_order, iter_groups, select_arm, split_by_status
 
 KINDS = ("box", "violin", "strip", "ecdf")
 EXTENSIONS = {".png": "png", ".svg": "svg"}

@@ -1,6 +1,6 @@
 """The Ray engine: each pending cell of a grid runs as one Ray task.
 
-The driver prepares every cell (seedbench.engine.dispatch.prepare_cell: it alone writes the machinable
+The driver prepares every cell (seedbench.sweep.runners.dispatch.prepare_cell: it alone writes the machinable
 index) and submits a task that receives a plain dict of path strings; the task rebuilds the interface
 and its run-record from their folders inside `with Project(...)` and writes files only.
 
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from seedbench.engine.dispatch import WORKER_FILE, PreparedCell, execute_cell, record_failure
-from seedbench.engine.resources import Request, check_feasible, fits
+from seedbench.sweep.runners.dispatch import WORKER_FILE, PreparedCell, execute_cell, record_failure
+from seedbench.sweep.runners.resources import Request, check_feasible, fits
 from seedbench.errors import SeedbenchError
 
 MAX_RETRIES = 3  # worker or node deaths per cell before the cell is recorded as failed
@@ -62,7 +62,7 @@ def _warm() -> int:
     """Import what every cell needs once per worker while the driver is still planning."""
     import machinable  # noqa: F401
 
-    import seedbench.engine.dispatch  # noqa: F401
+    import seedbench.sweep.runners.dispatch  # noqa: F401
 
     return os.getpid()
 

@@ -1,7 +1,7 @@
 """`seedbench report | compare | plot`: statistics over a store, from the command line.
 
 Each command reads the store's `runs` (and for curves `epochs`) view through DuckDB, optionally
-filtered with `--where` (SQL), and hands the frame to seedbench.stats / tables / plots.
+filtered with `--where` (SQL), and hands the frame to seedbench.analysis.stats / tables / plots.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ARM = "arm"
 
 
 def _store(args: argparse.Namespace):
-    from seedbench.engine.store_context import store_dir
+    from seedbench.sweep.runners.store_context import store_dir
     from seedbench.store import Store
 
     directory = store_dir(args.store)
@@ -89,7 +89,7 @@ def _check(df: pd.DataFrame, columns: list[str], flag: str) -> None:
 
 
 def _emit(frame: pd.DataFrame, fmt: str, title: str, out: str | None) -> None:
-    from seedbench.tables import render
+    from seedbench.analysis.tables import render
 
     # on a real terminal rich fits the table to the window; piped output gets the full-width text
     live = fmt == "terminal" and not out and sys.stdout.isatty()
@@ -102,9 +102,9 @@ def _emit(frame: pd.DataFrame, fmt: str, title: str, out: str | None) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from seedbench.report import summary_table
-    from seedbench.stats import variance_study
-    from seedbench.tables import table1, variance_table
+    from seedbench.analysis.report import summary_table
+    from seedbench.analysis.stats import variance_study
+    from seedbench.analysis.tables import table1, variance_table
 
     runs = _frame(args)
     if runs.empty:
@@ -131,7 +131,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from seedbench.stats import compare
+    from seedbench.analysis.stats import compare
 
     runs = _frame(args)
     if runs.empty:
@@ -158,7 +158,7 @@ def _pair_key(frame: pd.DataFrame) -> str:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from seedbench.plots import plot_curves, plot_distribution
+    from seedbench.analysis.plots import plot_curves, plot_distribution
 
     within = _columns(args.within)
     if args.kind == "curve":

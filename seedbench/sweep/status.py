@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seedbench.engine.dispatch import CACHED_MARKER, RUN_FILE, read_record, write_json
-from seedbench.engine.locking import cell_is_locked, cell_lock_path
+from seedbench.sweep.runners.dispatch import CACHED_MARKER, RUN_FILE, read_record, write_json
+from seedbench.sweep.runners.locking import cell_is_locked, cell_lock_path
 
 SWEEPS_DIR = "sweeps"
 STATES = ("finished", "running", "failed", "diverged", "pending")

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seedbench.engine.dispatch import CACHED_MARKER, RUN_FILE  # not seedbench.trial: the driver never needs torch
+from seedbench.sweep.runners.dispatch import CACHED_MARKER, RUN_FILE  # not seedbench.train.trial: the driver never needs torch
 from seedbench.errors import ConfigError
-from seedbench.grid import Cell
+from seedbench.sweep.grid import Cell
 
 
 @dataclass
@@ -37,7 +37,7 @@ class PlannedCell:
 
 def available_methods() -> list[str]:
     """Methods are the component modules of the project (components/<method>.py)."""
-    from seedbench.engine.store_context import project_root
+    from seedbench.sweep.runners.store_context import project_root
 
     skip = {"__init__", "trial"}
     return sorted(p.stem for p in (project_root() / "components").glob("*.py") if p.stem not in skip)
@@ -84,7 +84,7 @@ def _stored_entry(interface: Any) -> Any:
 
 def check_cells(cells: list[Cell]) -> None:
     """The checks that concern the grid as a whole: known methods and presets."""
-    from seedbench.catalog import load_catalog
+    from seedbench.sweep.presets import load_catalog
 
     methods = available_methods()
     for method in sorted({cell.method for cell in cells}):

@@ -1,0 +1,7 @@
+"""`python -m seedbench.cli`."""
+
+import sys
+
+from seedbench.cli.main import main
+
+sys.exit(main())
