@@ -1,9 +1,16 @@
 """NES, the natural-evolution-strategies baseline of the random-bases study (METHODS.md section 5).
 
-Gradient-free: each population member is the model at theta + sigma * eps_i, scored by a closure that
-draws its own minibatch. Ranks, not raw losses, weight the update, so the step size does not depend
-on the loss scale. Noise is regenerated from the step's seed for the update instead of being kept,
-which costs a second pass of random numbers but keeps memory at O(chunk * D) for any population.
+Gradient-free: each population member is the model at theta + sigma * e_i with RAW noise
+e_i ~ N(0, I_D), scored by a closure that draws its own minibatch. Ranks, not raw losses, weight the
+update, so the step size does not depend on the loss scale. Noise is regenerated from the step's
+seed for the update instead of being kept, which costs a second pass of random numbers but keeps
+memory at O(chunk * D) for any population.
+
+The normalisation ("auto": divide by sqrt(D)) applies to the UPDATE only, as in the reference: the
+members must sit at distance ~ sigma * sqrt(D) from theta. Scaling the perturbation down as well
+leaves every member ~ sigma away, where the loss differences between members are smaller than the
+minibatch noise, the ranks are random and the update is uncorrelated with the gradient (measured on
+FC-FMNIST: mean cosine -0.0003 +- 0.0005 over 40 updates; see docs/random-bases.md).
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ def _as_scalar(value: Any, device: torch.device) -> torch.Tensor:
 class NES(RandomBasesOptimizer):
     """theta <- theta + lr * sum_i u_i eps_i / (sigma d), u_i from the ranks of the members' losses.
 
+    Member i is evaluated at theta + sigma * e_i (raw e_i); only the update uses eps_i = e_i * s, with
+    s = 1/sqrt(D) under normalization "auto" and s = 1 under "none". No momentum, no weight decay.
+
     Call `opt.step(closure)` where closure() takes no arguments and returns the loss of the model at its
     CURRENT parameters (no backward; draw a fresh minibatch inside). The optimizer calls it once per
     member with the parameters perturbed in place, then restores them and applies the update.
@@ -56,7 +66,7 @@ class NES(RandomBasesOptimizer):
         dims: population size d.
         sigma: perturbation scale.
         antithetic: members come in pairs (+eps_k, -eps_k); d must be even.
-        normalization: "auto" (eps = e / sqrt(D), as RBD's table1 preset) or "none" (eps = e ~ N(0, I)).
+        normalization: "auto" (update with eps = e / sqrt(D), the reference's default) or "none" (eps = e).
         distribution, chunk, seed: as for RBD.
     """
 
@@ -94,11 +104,21 @@ class NES(RandomBasesOptimizer):
                 "normalization": self.normalization}
 
     @property
+    def evaluations_per_step(self) -> int:
+        """Closure calls (minibatches) per step: the whole population, antithetic or not.
+
+        The trainer budgets NES in images with it: one step consumes evaluations_per_step x batch images.
+        """
+        return self.dims
+
+    @property
     def noise_vectors(self) -> int:
         """Independent noise draws per step (half the population when antithetic)."""
         return self.dims // 2 if self.antithetic else self.dims
 
-    def _noise_scale(self) -> float:
+    @property
+    def update_scale(self) -> float:
+        """s in eps = s * e: 1/sqrt(D) under "auto", 1 under "none". The perturbations never use it."""
         return 1.0 / math.sqrt(self._layout.numel) if self.normalization == "auto" else 1.0
 
     def _noise_chunks(self, step: int, device: torch.device, dtype: torch.dtype):
@@ -114,12 +134,16 @@ class NES(RandomBasesOptimizer):
         return iter_chunks(gen, self.noise_vectors, dim, self.distribution, self.chunk, buf)
 
     def noise(self, step: int) -> torch.Tensor:
-        """The normalised noise vectors eps (noise_vectors x D) of `step`, regenerated from its seed."""
+        """The raw noise vectors e (noise_vectors x D) of `step`, regenerated from its seed.
+
+        Members of that step sat at theta + sigma * e (and theta - sigma * e when antithetic); the
+        update used update_scale * e.
+        """
         layout = self._layout
         out = torch.empty(self.noise_vectors, layout.numel, device=layout.device, dtype=layout.dtype)
         for start, e in self._noise_chunks(step, layout.device, layout.dtype):
             out[start : start + e.shape[0]] = e
-        return out.mul_(self._noise_scale())
+        return out
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> torch.Tensor:  # type: ignore[override]
@@ -130,7 +154,7 @@ class NES(RandomBasesOptimizer):
         device, dtype = layout.device, layout.dtype
         theta = layout.gather_params().clone()
         work = torch.empty_like(theta)
-        amp = self.sigma * self._noise_scale()
+        amp = self.sigma  # raw noise: members sit ~ sigma * sqrt(D) away from theta
         signs = (1.0, -1.0) if self.antithetic else (1.0,)
         losses: list[torch.Tensor] = []
         try:
@@ -145,22 +169,23 @@ class NES(RandomBasesOptimizer):
         fitness = torch.stack(losses)
         utilities = rank_utilities(fitness).to(dtype)
         weights = utilities[0::2] - utilities[1::2] if self.antithetic else utilities
-        ascent = torch.zeros_like(theta)  # sum_i u_i e_i, in raw (unscaled) noise units
+        # sum_i u_i e_i in raw noise units; u > 0 for the low losses, so it is a descent direction
+        descent = torch.zeros_like(theta)
         for start, e in self._noise_chunks(self.steps_taken, device, dtype):
-            ascent.addmv_(e.t(), weights[start : start + e.shape[0]])
-        factor = self._noise_scale() / (self.sigma * self.dims)
-        layout.add_(ascent, [r * factor for r in self._group_rates()])
-        self._record_step(fitness, ascent)
+            descent.addmv_(e.t(), weights[start : start + e.shape[0]])
+        factor = self.update_scale / (self.sigma * self.dims)  # the normalisation enters here only
+        layout.add_(descent, [r * factor for r in self._group_rates()])
+        self._record_step(fitness, descent)
         self.last_losses = fitness
         self.steps_taken += 1
         return fitness.mean()
 
-    def _record_step(self, fitness: torch.Tensor, ascent: torch.Tensor) -> None:
+    def _record_step(self, fitness: torch.Tensor, descent: torch.Tensor) -> None:
         self._record("nes_loss_mean", fitness.mean())
         self._record("nes_loss_min", fitness.min())
         self._record("nes_loss_max", fitness.max())
         self._record("nes_loss_std", fitness.std())
         g, present = self._layout.gather_grads()
         if g is not None and all(present):
-            # the update is theta += lr * ascent * factor, i.e. a descent direction: compare -ascent with g
-            self._record_cosine(g, -ascent)
+            # the update is theta += lr * factor * descent: a good one points along -g, so cos(g, -descent) > 0
+            self._record_cosine(g, -descent)
