@@ -12,9 +12,9 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -26,27 +26,113 @@ from seedbench.seeding import generator
 EVAL_BATCH = 1000
 
 
+StopRule = Literal["accuracy", "nan", "none"]
+STOP_RULES: tuple[str, ...] = ("accuracy", "nan", "none")
+# The reference stops NES only on NaN/inf: its early epochs sit near chance by design (a handful of
+# updates per epoch), so an accuracy floor would end runs that are still learning. Every other
+# method (RBD, FPD, SGD and the SGD variants) takes the "accuracy" rule.
+METHOD_STOP_RULES: dict[str, str] = {"nes": "nan"}
+
+
+def default_stop_rule(method: str | None) -> str:
+    """The stop rule a method gets when its config leaves `stop_rule` unset (None)."""
+    return METHOD_STOP_RULES.get(method or "", "accuracy")
+
+
 @dataclass
 class DivergenceRules:
-    """METHODS.md section 3: NaN/inf loss, val loss > 1000, or val acc <= 15% from epoch 4 on."""
+    """When a run counts as diverged (it then ends with status "diverged" and a reason naming the rule).
 
-    enabled: bool = True
-    max_val_loss: float = 1000.0
+    mode "accuracy" (the reference's rule for RBD/FPD/SGD): NaN/inf training or validation loss, or
+        validation loss > max_val_loss, at any epoch; or validation accuracy <= min_val_acc in an epoch
+        after `acc_after_epoch` (the reference tests `epoch > 4`, so by default from epoch 5 on).
+    mode "nan" (the reference's rule for NES): NaN/inf training or validation loss only.
+    mode "none": never stop.
+    mode None: the optimizer's method default (default_stop_rule), resolved by train().
+
+    `enabled=False` is the older on/off switch (TrialConfig.diverge_stop) and means mode "none"; it is
+    kept so callers written before `mode` existed keep working.
+    """
+
+    mode: StopRule | None = None
     min_val_acc: float = 0.15
-    min_acc_epoch: int = 4
+    acc_after_epoch: int = 4
+    max_val_loss: float = 1000.0
+    enabled: bool = True
 
-    def check(self, epoch: int, train_loss: float, val_loss: float, val_acc: float) -> str | None:
+    def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in STOP_RULES:
+            raise ValueError(f"unknown stop rule {self.mode!r}; choose one of {', '.join(STOP_RULES)} (or None)")
+        if isinstance(self.min_val_acc, bool) or not isinstance(self.min_val_acc, (int, float)) \
+                or not 0.0 <= self.min_val_acc <= 1.0:
+            raise ValueError(f"min_val_acc must be a fraction in [0, 1], got {self.min_val_acc!r}")
+        if isinstance(self.acc_after_epoch, bool) or not isinstance(self.acc_after_epoch, int) \
+                or self.acc_after_epoch < 0:
+            raise ValueError(f"acc_after_epoch must be an integer >= 0, got {self.acc_after_epoch!r}")
+        if isinstance(self.max_val_loss, bool) or not isinstance(self.max_val_loss, (int, float)) \
+                or math.isnan(self.max_val_loss) or self.max_val_loss <= 0:
+            raise ValueError(f"max_val_loss must be a number > 0, got {self.max_val_loss!r}")
+
+    @classmethod
+    def from_config(
+        cls,
+        stop_rule: str | None,
+        min_acc: float = 0.15,
+        after_epoch: int = 4,
+        method: str | None = None,
+    ) -> "DivergenceRules":
+        """The rules for config keys stop_rule / stop_min_acc / stop_acc_after_epoch.
+
+        stop_rule None means the method's default: resolved here when `method` is given, otherwise
+        left to train(), which reads the method from the optimizer.
+        """
+        if stop_rule is None and method is not None:
+            stop_rule = default_stop_rule(method)
+        return cls(mode=stop_rule, min_val_acc=min_acc, acc_after_epoch=after_epoch)  # type: ignore[arg-type]
+
+    def resolved(self, method: str | None) -> "DivergenceRules":
+        """A copy with a concrete mode: "none" when disabled, the method's default when mode is None."""
         if not self.enabled:
+            mode = "none"
+        else:
+            mode = self.mode if self.mode is not None else default_stop_rule(method)
+        return replace(self, mode=mode, enabled=True)
+
+    def check(self, epoch: int, train_loss: float | None, val_loss: float, val_acc: float) -> str | None:
+        """The reason to stop after `epoch`, or None. train_loss None: no update finished this epoch (NES)."""
+        mode = "none" if not self.enabled else self.mode
+        if mode is None:
+            raise ValueError("DivergenceRules.mode is None (the method default): call resolved(method) first")
+        if mode == "none":
             return None
-        if not math.isfinite(train_loss):
-            return f"non-finite training loss ({train_loss}) in epoch {epoch}"
+        rule = f"stop rule {mode!r}: "
+        if train_loss is not None and not math.isfinite(train_loss):
+            return rule + f"non-finite training loss ({train_loss}) in epoch {epoch}"
         if not math.isfinite(val_loss):
-            return f"non-finite validation loss ({val_loss}) after epoch {epoch}"
+            return rule + f"non-finite validation loss ({val_loss}) after epoch {epoch}"
+        if mode == "nan":
+            return None
         if val_loss > self.max_val_loss:
-            return f"validation loss {val_loss:.4g} > {self.max_val_loss:g} after epoch {epoch}"
-        if epoch >= self.min_acc_epoch and val_acc <= self.min_val_acc:
-            return f"validation accuracy {val_acc:.3f} <= {self.min_val_acc:g} after epoch {epoch}"
+            return rule + f"validation loss {val_loss:.4g} > {self.max_val_loss:g} after epoch {epoch}"
+        if epoch > self.acc_after_epoch and val_acc <= self.min_val_acc:
+            return rule + f"validation accuracy {val_acc:.3f} <= {self.min_val_acc:g} after epoch {epoch}"
         return None
+
+
+def gradient_free_updates(epochs: int, images_per_epoch: int, images_per_update: int) -> int:
+    """Updates a population method has completed once `epochs` epochs' worth of images are consumed.
+
+    One NES update consumes population x batch images, which rarely divides an epoch: the reference
+    counts the budget in images, floor(epochs * images_per_epoch / images_per_update), so 100 epochs of
+    50,000 images at d=250, batch 32 give 625 updates (rounding up per epoch would give 7 x 100 = 700).
+    Works for fractional epochs of any length because it only ever floors the cumulative image count.
+    """
+    for name, value in (("epochs", epochs), ("images_per_epoch", images_per_epoch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    if isinstance(images_per_update, bool) or not isinstance(images_per_update, int) or images_per_update < 1:
+        raise ValueError(f"images_per_update must be an integer >= 1, got {images_per_update!r}")
+    return epochs * images_per_epoch // images_per_update
 
 
 @dataclass
@@ -105,6 +191,29 @@ class _Batches:
         return idx
 
 
+def _evaluations_per_step(optimizer: torch.optim.Optimizer) -> int:
+    """How many closure calls (each one minibatch) a gradient-free optimizer makes per step."""
+    n = getattr(optimizer, "evaluations_per_step", None)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(
+            f"{type(optimizer).__name__} is gradient-free but does not declare evaluations_per_step "
+            "(closure calls per step), which the image budget needs"
+        )
+    return n
+
+
+def summarize_val_acc(history: list[dict[str, Any]], last: int = 10) -> dict[str, Any]:
+    """best_val_acc, best_epoch (1-based, the first on ties) and val_acc_last10 (mean of the last `last`
+    epochs, or of all when fewer ran): a run's final epoch alone hides both a peak and a late collapse."""
+    if not history:
+        return {"best_val_acc": None, "best_epoch": None, "val_acc_last10": None}
+    accs = [float(h["val_acc"]) for h in history]
+    best = max(range(len(accs)), key=lambda i: (accs[i], -i))  # highest, then earliest
+    tail = accs[-last:]
+    return {"best_val_acc": accs[best], "best_epoch": int(history[best]["epoch"]),
+            "val_acc_last10": sum(tail) / len(tail)}
+
+
 def train(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -113,8 +222,16 @@ def train(
 ) -> dict[str, Any]:
     """Train for `settings.epochs` epochs and return the final metrics and status.
 
-    An "epoch" is always one pass worth of images (len(train) // batch * batch), also for NES,
-    whose updates each consume `population x batch` images.
+    Gradient methods take len(train) // batch steps per epoch (the last partial batch is dropped).
+    Gradient-free methods (NES) are budgeted in images, as in the reference: each update consumes
+    evaluations_per_step x batch images, the run makes gradient_free_updates(epochs, len(train), that)
+    updates in all, and an update belongs to the epoch in which its last image is consumed. An epoch in
+    which no update completes is still evaluated (its train_loss is None); every row carries the
+    cumulative number of optimizer steps as "updates".
+
+    The result holds status/reason (reason names the stop rule), the last epoch's metrics, the test
+    metrics of a finished run, the total `updates`, the resolved `stop_rule`, and best_val_acc,
+    best_epoch and val_acc_last10 (see summarize_val_acc).
     """
     device = torch.device(settings.device)
     if settings.batch_size > len(data.x_train):
@@ -126,12 +243,22 @@ def train(
     batches = _Batches(len(data.x_train), settings.batch_size, generator(settings.data_seed), device)
     loss_fn = nn.CrossEntropyLoss()
     gradient_free = _gradient_free(optimizer)
+    rules = settings.divergence.resolved(getattr(optimizer, "method", None))
     images_per_epoch = batches.per_epoch * settings.batch_size
+    images_per_update = _evaluations_per_step(optimizer) * settings.batch_size if gradient_free else settings.batch_size
     metrics_file = open(settings.metrics_path, "a", encoding="utf-8") if settings.metrics_path else None
     history: list[dict[str, Any]] = []
     status, reason = "finished", None
+    updates = 0
+    images_total, seconds_total = 0, 0.0
     started = time.perf_counter()
     model.train()
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        idx = batches.next()
+        xb = data.x_train[idx]
+        return (aug(xb) if aug is not None else xb), data.y_train[idx]
+
     try:
         for epoch in range(1, settings.epochs + 1):
             t0 = time.perf_counter()
@@ -139,13 +266,9 @@ def train(
             correct = torch.zeros((), dtype=torch.int64, device=device)
             seen = 0
 
-            def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-                idx = batches.next()
-                xb = data.x_train[idx]
-                return (aug(xb) if aug is not None else xb), data.y_train[idx]
-
-            while seen < images_per_epoch:
-                if gradient_free:
+            if gradient_free:
+                target = gradient_free_updates(epoch, len(data.x_train), images_per_update)
+                while updates < target:
                     losses: list[torch.Tensor] = []
 
                     @torch.no_grad()
@@ -156,9 +279,16 @@ def train(
                         return loss
 
                     optimizer.step(closure)
+                    if len(losses) * settings.batch_size != images_per_update:
+                        raise RuntimeError(
+                            f"{type(optimizer).__name__} called the closure {len(losses)} times in one step, "
+                            f"not the {images_per_update // settings.batch_size} it declares"
+                        )
                     loss_sum += torch.stack(losses).double().sum() * settings.batch_size
-                    seen += len(losses) * settings.batch_size
-                else:
+                    seen += images_per_update
+                    updates += 1
+            else:
+                while seen < images_per_epoch:
                     xb, yb = next_batch()
                     logits = model(xb)
                     loss = loss_fn(logits, yb)
@@ -168,15 +298,20 @@ def train(
                     loss_sum += loss.detach().double() * len(yb)
                     correct += (logits.detach().argmax(1) == yb).sum()
                     seen += len(yb)
+                    updates += 1
 
-            train_loss = float(loss_sum) / max(seen, 1)
+            # None, not NaN, for an epoch without a finished update: NaN would read as divergence
+            train_loss = float(loss_sum) / seen if seen else None
             val_loss, val_acc = evaluate(model, data.x_val, data.y_val, eval_transform)
             seconds = time.perf_counter() - t0
+            images_total += seen
+            seconds_total += seconds
             row: dict[str, Any] = {
                 "epoch": epoch,
+                "updates": updates,
                 "train_loss": train_loss,
                 # gradient-free updates evaluate perturbed models only: no clean training accuracy
-                "train_acc": None if gradient_free else float(correct) / max(seen, 1),
+                "train_acc": None if gradient_free or not seen else float(correct) / seen,
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 "seconds": seconds,
@@ -191,7 +326,7 @@ def train(
                 metrics_file.flush()
             if settings.on_epoch is not None:
                 settings.on_epoch(row)
-            reason = settings.divergence.check(epoch, train_loss, val_loss, val_acc)
+            reason = rules.check(epoch, train_loss, val_loss, val_acc)
             if reason is not None:
                 status = "diverged"
                 break
@@ -202,13 +337,17 @@ def train(
     result: dict[str, Any] = {
         "status": status,
         "reason": reason,
+        "stop_rule": rules.mode,
         "epochs_completed": len(history),
+        "updates": updates,
         "train_seconds": time.perf_counter() - started,
     }
     if history:
         last = history[-1]
         result.update({k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
-        result["images_per_s"] = sum(h["images_per_s"] or 0 for h in history) / len(history)
+        # images over time, so an epoch without updates (NES) does not drag a mean of per-epoch rates
+        result["images_per_s"] = images_total / seconds_total if seconds_total > 0 else None
+    result.update(summarize_val_acc(history))
     if status == "finished":
         result["test_loss"], result["test_acc"] = evaluate(model, data.x_test, data.y_test, eval_transform)
     return _jsonable(result)
