@@ -1,0 +1,458 @@
+"""Seed packing: K cells that differ only in their seeds, trained together as one vectorized model.
+
+    members = [PackMember(model_k, optimizer_k, data_seed=s["data"], augment_seed=s["augment"],
+                          metrics_path=out_k / "epochs.jsonl") for ...]
+    results = train_packed(members, data, PackSettings(epochs=5, batch_size=32))
+
+Each member arrives as its solo run would build it: its model initialised from its own init stream
+(init pipelines such as stabilize and rewire included) and its optimizer made by its method's
+factory with its own method seed. The pack stacks the K models' parameters into (K, ...) tensors and
+turns each member's parameters into views of its slice, so a member's model always holds the
+member's current weights, and its own optimizer object (RBD, FPD, NES) can step it unchanged.
+
+What is shared is only the arithmetic: one batched matmul / convolution for K forward passes. All
+randomness stays per member and is drawn in the solo loop's order from the member's own generators:
+its batch indices (`_Batches` of seedbench.train.loop with its data seed), its augmentation
+(`Augmenter` with its augment seed) and its method's directions or noise (inside its optimizer).
+So a member ends where its solo run ends, up to float reassociation (tests/test_packed.py: 1e-10
+relative in float64; docs/benchmarks.md, "Seed packing", for float32).
+
+A member that diverges is frozen at the end of that epoch - exactly where its solo run stops - and
+leaves the pack; the others continue. `can_pack` says which cells may be packed; `auto_pack_size`
+how many to pack on a device, from the measurements in bench/bench_pack.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from seedbench.data.augment import Augmenter
+from seedbench.data.datasets import Dataset
+from seedbench.seeding import generator
+from seedbench.train.loop import (
+    EVAL_BATCH,
+    DivergenceRules,
+    _Batches,
+    _evaluations_per_step,
+    _jsonable,
+    gradient_free_updates,
+    summarize_val_acc,
+)
+from seedbench.train.packed_models import build_forward, refusal
+from seedbench.train.packed_optim import PerMember, VectorSGD, nes_steps, optimizer_refusal
+
+# Methods whose cells may be packed: their optimizer is one the pack steps faithfully (VectorSGD, or the
+# member's own RBD/FPD/NES) and they have no per-cell stage besides initialisation, which is built solo.
+PACKABLE_METHODS: dict[str, str] = {
+    "sgd": "SGD, vectorized over the stacked parameters",
+    "pa_rewiring": "SGD after the rewire init pipeline (built per member)",
+    "stabilized_strength": "SGD after the stabilize init pipeline (built per member)",
+    "rbd": "each member's own RBD on its parameter slice",
+    "fpd": "each member's own FPD on its parameter slice",
+    "nes": "each member's own NES; the population's forwards are packed across members",
+}
+NOT_PACKABLE: dict[str, str] = {
+    "sup_walsh": "its prepare hook pretrains each model with an Adam loop of its own, not covered by the pack's "
+    "equivalence tests; run solo",
+}
+STUDY_MODELS = ("fc", "cnn")
+
+
+@dataclass
+class PackMember:
+    """One cell of a pack: what its solo run would pass to loop.train, minus the shared settings.
+
+    model: the member's initialised model, built exactly as the solo path builds it.
+    optimizer: the member's optimizer over `model.parameters()` (one group), made by its method's
+        factory with its method seed: torch.optim.SGD, or seedbench.optim RBD, FPD or NES.
+    data_seed, augment_seed: the member's data-order and augmentation streams (stream_seeds()).
+    metrics_path: where its epochs.jsonl rows go (appended, as loop.train does).
+    divergence: its stop rules, checked after every epoch.
+    on_epoch: called with each of its epoch rows (progress reporting).
+    name: a label for error messages.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    data_seed: int
+    augment_seed: int
+    metrics_path: Path | None = None
+    divergence: DivergenceRules = field(default_factory=DivergenceRules)
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
+    name: str | None = None
+
+
+@dataclass
+class PackSettings:
+    """What the members share (they must: one batched computation).
+
+    conv: how convolutions are packed - "grouped" (one grouped convolution, groups = K), "loop"
+        (one convolution per member inside the pack) or "auto" (loop on a CPU, grouped elsewhere,
+        from bench/bench_pack.py).
+    forward: "auto" (the sequential compiler for nn.Sequential of known layers, else vmap),
+        "sequential" or "vmap".
+    pack_id: provenance, copied into every member's result.
+    """
+
+    epochs: int
+    batch_size: int
+    augment: bool = False
+    device: str = "cpu"
+    conv: str = "auto"
+    forward: str = "auto"
+    pack_id: str | None = None
+
+
+def can_pack(method_config: Any, method: str | None = None, model: nn.Module | None = None) -> tuple[bool, str]:
+    """Whether cells of this configuration may be trained in a pack, and why (or why not).
+
+    method_config: a config (pydantic model, mapping or object) with at least "model"; the method
+    name comes from `method` or the config's "method" key. `model`, when given, is inspected for
+    layers that cannot be packed faithfully (batch norm, dropout); otherwise a model outside the
+    study's fc/cnn is built on the meta device (no memory) and inspected.
+    """
+    cfg = _as_mapping(method_config)
+    name = method or cfg.get("method")
+    if name in NOT_PACKABLE:
+        return False, f"method {name}: {NOT_PACKABLE[name]}"
+    if name not in PACKABLE_METHODS:
+        return False, (
+            f"method {name!r} is not verified packed (packable: {', '.join(PACKABLE_METHODS)}); an optimizer "
+            "with whole-tensor norms or state shared across members would couple them; run solo"
+        )
+    if cfg.get("framework", "torch") != "torch":
+        return False, f"framework {cfg.get('framework')}: packing is implemented for torch only"
+    if model is None and cfg.get("model") not in STUDY_MODELS:
+        model, why = _meta_model(cfg)
+        if model is None:
+            return False, why
+    if model is not None:
+        why = refusal(model)
+        if why is not None:
+            return False, f"model {cfg.get('model', type(model).__name__)}: {why}"
+    return True, PACKABLE_METHODS[name]
+
+
+def _as_mapping(cfg: Any) -> dict[str, Any]:
+    if isinstance(cfg, Mapping):
+        return dict(cfg)
+    dump = getattr(cfg, "model_dump", None)
+    if callable(dump):
+        return dump()
+    return dict(vars(cfg))
+
+
+def _meta_model(cfg: dict[str, Any]) -> tuple[nn.Module | None, str]:
+    from seedbench.models import build_model
+
+    channels = 3 if cfg.get("dataset") == "cifar10" and not cfg.get("grayscale") else 1
+    size = cfg.get("image_size") or (32 if cfg.get("dataset") == "cifar10" else 28)
+    try:
+        with torch.device("meta"):
+            return build_model(cfg.get("model", "fc"), (channels, size, size)), ""
+    except Exception as exc:  # noqa: BLE001 - any build failure means: do not pack, say why
+        return None, f"model {cfg.get('model')!r} could not be inspected ({type(exc).__name__}: {exc}); run solo"
+
+
+# Measured by bench/bench_pack.py (docs/benchmarks.md, "Seed packing"): the pack size with the best
+# seeds per hour, where packing beat solo by a margin larger than the run-to-run noise. Entries not
+# listed were not measured or did not pay: they train solo.
+MEASURED_PACK_SIZES: dict[tuple[str, str, str], int] = {}
+SGD_METHODS = ("sgd", "pa_rewiring", "stabilized_strength")
+
+
+def auto_pack_size(model_name: str, method: str, device: str) -> int:
+    """How many seeds to pack for (model, method, device): the measured best, 1 where packing does not pay.
+
+    `device` may be "cpu", "cuda" or "cuda:N" (the kind is what counts). Only measured combinations
+    pack; everything else returns 1 (solo), so an unmeasured device never runs slower than today.
+    """
+    kind = torch.device(device).type if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    key_method = "sgd" if method in SGD_METHODS else method
+    if method not in PACKABLE_METHODS:
+        return 1
+    return MEASURED_PACK_SIZES.get((model_name, key_method, kind), 1)
+
+
+# ---------------------------------------------------------------------------------------------- pack
+
+
+class _Stack:
+    """The members' parameters stacked (K, ...), with every member parameter a view of its slice."""
+
+    def __init__(self, models: Sequence[nn.Module], device: torch.device):
+        self.member_params = [list(m.parameters()) for m in models]
+        member_buffers = [list(m.buffers()) for m in models]
+        first = self.member_params[0]
+        seen: set[int] = set()
+        for k, own in enumerate(self.member_params):
+            shapes = [(p.shape, p.dtype, p.requires_grad) for p in own]
+            if shapes != [(p.shape, p.dtype, p.requires_grad) for p in first]:
+                raise ValueError(f"member {k} has another architecture than member 0; a pack needs identical models")
+            for p in own:
+                if id(p) in seen:
+                    raise ValueError("two members share a parameter tensor; give every member a model of its own")
+                seen.add(id(p))
+        self.params = [
+            torch.stack([own[i].detach().to(device) for own in self.member_params]).requires_grad_(first[i].requires_grad)
+            for i in range(len(first))
+        ]
+        self.buffers = [torch.stack([own[i].detach().to(device) for own in member_buffers]) for i in range(len(member_buffers[0]))]
+        self._alias()
+
+    def _alias(self) -> None:
+        for row, own in enumerate(self.member_params):
+            for p, stacked in zip(own, self.params):
+                p.data = stacked.data[row]
+
+    def release(self, row: int) -> None:
+        """Give member `row` storage of its own again (its weights stay as they are)."""
+        for p in self.member_params[row]:
+            p.data = p.data.clone()
+
+    def keep(self, rows: list[int]) -> None:
+        index = torch.tensor(rows, device=self.params[0].device)
+        self.params = [p.detach().index_select(0, index).requires_grad_(p.requires_grad) for p in self.params]
+        self.buffers = [b.index_select(0, index) for b in self.buffers]
+        self.member_params = [self.member_params[r] for r in rows]
+        self._alias()
+
+    def select(self, rows: list[int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        if rows == list(range(len(self.member_params))):
+            return self.params, self.buffers
+        index = torch.tensor(rows, device=self.params[0].device)
+        return [p.index_select(0, index) for p in self.params], [b.index_select(0, index) for b in self.buffers]
+
+
+def _conv_mode(settings: PackSettings, device: torch.device) -> str:
+    if settings.conv != "auto":
+        return settings.conv
+    return "loop" if device.type == "cpu" else "grouped"
+
+
+def _check_members(members: Sequence[PackMember], settings: PackSettings, data: Dataset) -> None:
+    if settings.batch_size > len(data.x_train):
+        raise ValueError(f"batch size {settings.batch_size} exceeds the {len(data.x_train)} training images")
+    why = optimizer_refusal([m.optimizer for m in members], [list(m.model.parameters()) for m in members])
+    if why is not None:
+        raise ValueError(f"cannot pack these members: {why}")
+    why = refusal(members[0].model)
+    if why is not None:
+        raise ValueError(f"cannot pack these members: {why}")
+
+
+def train_packed(members: list[PackMember], data: Dataset, settings: PackSettings) -> list[dict[str, Any]]:
+    """Train the members together; one result per member with loop.train's keys plus pack_size, pack_id.
+
+    Members' models are updated in place, as loop.train updates its model; each ends with storage of
+    its own (no view into the pack outlives the call). Raises ValueError for members that cannot be
+    packed (see can_pack): the caller trains those solo.
+    """
+    if not members:
+        return []
+    device = torch.device(settings.device)
+    for m in members:
+        m.model.to(device)
+    _check_members(members, settings, data)
+    data = data.to(device)
+    forward, _path = build_forward(members[0].model, _conv_mode(settings, device), settings.forward)
+    size = len(members)
+    batch = settings.batch_size
+    augs = [Augmenter(data.name, generator(m.augment_seed, device)) if settings.augment else None for m in members]
+    eval_transform = augs[0].eval_transform if augs[0] is not None else None
+    streams = [_Batches(len(data.x_train), batch, generator(m.data_seed), device) for m in members]
+    images_per_epoch = streams[0].per_epoch * batch
+    optimizers = [m.optimizer for m in members]
+    stepper: VectorSGD | PerMember = VectorSGD(optimizers) if type(optimizers[0]) is torch.optim.SGD else PerMember(optimizers)
+    gradient_free = stepper.gradient_free
+    rules = [m.divergence.resolved(getattr(m.optimizer, "method", None)) for m in members]
+    images_per_update = _evaluations_per_step(optimizers[0]) * batch if gradient_free else batch
+    files = [open(m.metrics_path, "a", encoding="utf-8") if m.metrics_path else None for m in members]
+    histories: list[list[dict[str, Any]]] = [[] for _ in members]
+    status, reasons = ["finished"] * size, [None] * size
+    train_seconds = [0.0] * size
+    updates = 0  # every member makes the same updates while it is in the pack
+    member_updates = [0] * size
+    member_images = [(0, 0.0)] * size  # (images, seconds) while the member was in the pack
+    images_total, seconds_total = 0, 0.0
+    stack = _Stack([m.model for m in members], device)
+    active = list(range(size))  # active[row] = index into members of the row-th slice of the pack
+    started = time.perf_counter()
+
+    def next_batch(member: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = streams[member].next()
+        xb = data.x_train[idx]
+        aug = augs[member]
+        return (aug(xb) if aug is not None else xb), data.y_train[idx]
+
+    def batches(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        drawn = [next_batch(active[r]) for r in rows]
+        return torch.stack([x for x, _ in drawn]), torch.stack([y for _, y in drawn])
+
+    def member_losses(params, buffers, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = forward(params, buffers, xb)
+        per = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1), reduction="none")
+        return per.view(yb.shape).mean(1), logits
+
+    @torch.no_grad()
+    def nes_evaluate(rows: list[int]) -> list[torch.Tensor]:
+        params, buffers = stack.select(rows)
+        xb, yb = batches(rows)
+        return list(member_losses(params, buffers, xb, yb)[0].unbind())
+
+    def leave(row: int) -> None:
+        stepper.hand_back(row, stack.member_params[row])
+        stack.release(row)
+
+    try:
+        for epoch in range(1, settings.epochs + 1):
+            if not active:
+                break
+            t0 = time.perf_counter()
+            rows = list(range(len(active)))
+            loss_sum = torch.zeros(len(active), dtype=torch.float64, device=device)
+            correct = torch.zeros(len(active), dtype=torch.int64, device=device)
+            seen = 0
+            if gradient_free:
+                target = gradient_free_updates(epoch, len(data.x_train), images_per_update)
+                while updates < target:
+                    losses = nes_steps(stepper.optimizers, nes_evaluate)
+                    for r, member_losses_r in enumerate(losses):
+                        if len(member_losses_r) * batch != images_per_update:
+                            raise RuntimeError(
+                                f"{type(optimizers[0]).__name__} called the closure {len(member_losses_r)} times in "
+                                f"one step, not the {images_per_update // batch} it declares"
+                            )
+                        loss_sum[r] += torch.stack(member_losses_r).double().sum() * batch
+                    seen += images_per_update
+                    updates += 1
+            else:
+                while seen < images_per_epoch:
+                    xb, yb = batches(rows)
+                    loss, logits = member_losses(stack.params, stack.buffers, xb, yb)
+                    for p in stack.params:
+                        p.grad = None
+                    loss.sum().backward()
+                    if isinstance(stepper, VectorSGD):
+                        stepper.step(stack.params)
+                    else:
+                        stepper.step_members(stack.member_params, stack.params)
+                    loss_sum += loss.detach().double() * batch
+                    correct += (logits.detach().argmax(-1) == yb).sum(1)
+                    seen += batch
+                    updates += 1
+            val_loss, val_acc = _evaluate(forward, stack, data.x_val, data.y_val, eval_transform, batch)
+            seconds = time.perf_counter() - t0
+            images_total += seen
+            seconds_total += seconds
+            # None, not NaN, for an epoch without a finished update (NES), as loop.train
+            train_loss = (loss_sum / seen).tolist() if seen else [None] * len(active)
+            train_acc = (correct.double() / seen).tolist() if seen and not gradient_free else [None] * len(active)
+            leaving = []
+            for r, member_index in enumerate(active):
+                member = members[member_index]
+                member_updates[member_index] = updates
+                row: dict[str, Any] = {
+                    "epoch": epoch,
+                    "updates": updates,
+                    "train_loss": train_loss[r],
+                    # gradient-free updates evaluate perturbed models only: no clean training accuracy
+                    "train_acc": train_acc[r],
+                    "val_loss": val_loss[r],
+                    "val_acc": val_acc[r],
+                    "seconds": seconds,
+                    "images_per_s": seen / seconds if seconds > 0 else None,
+                }
+                row.update(stepper.diagnostics(r))
+                histories[member_index].append(row)
+                out = files[member_index]
+                if out is not None:
+                    out.write(json.dumps(_jsonable(row)) + "\n")
+                    out.flush()
+                if member.on_epoch is not None:
+                    member.on_epoch(row)
+                reason = rules[member_index].check(epoch, train_loss[r], val_loss[r], val_acc[r])
+                if reason is not None:
+                    status[member_index], reasons[member_index] = "diverged", reason
+                    train_seconds[member_index] = time.perf_counter() - started
+                    member_images[member_index] = (images_total, seconds_total)
+                    leaving.append(r)
+            if leaving:
+                for r in leaving:
+                    leave(r)
+                staying = [r for r in range(len(active)) if r not in leaving]
+                active = [active[r] for r in staying]
+                if active:
+                    stack.keep(staying)
+                    stepper.keep(staying)
+        for member_index in active:
+            train_seconds[member_index] = time.perf_counter() - started
+            member_images[member_index] = (images_total, seconds_total)
+        tests: dict[int, tuple[float, float]] = {}
+        if active:
+            test_loss, test_acc = _evaluate(forward, stack, data.x_test, data.y_test, eval_transform, batch)
+            tests = {m: (test_loss[r], test_acc[r]) for r, m in enumerate(active)}
+    finally:
+        for r in range(len(active)):
+            leave(r)
+        for out in files:
+            if out is not None:
+                out.close()
+
+    results = []
+    for i in range(size):
+        history = histories[i]
+        result: dict[str, Any] = {
+            "status": status[i],
+            "reason": reasons[i],
+            "stop_rule": rules[i].mode,
+            "epochs_completed": len(history),
+            "updates": member_updates[i],
+            "train_seconds": train_seconds[i],
+        }
+        if history:
+            last = history[-1]
+            result.update({k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
+            # this member's images over the pack's time: what one cell of the pack ran at
+            images, seconds = member_images[i]
+            result["images_per_s"] = images / seconds if seconds > 0 else None
+        result.update(summarize_val_acc(history))
+        if i in tests:
+            result["test_loss"], result["test_acc"] = tests[i]
+        result["pack_size"] = size
+        result["pack_id"] = settings.pack_id
+        results.append(_jsonable(result))
+    return results
+
+
+@torch.no_grad()
+def _evaluate(
+    forward, stack: _Stack, x: torch.Tensor, y: torch.Tensor, transform: Callable | None, batch: int
+) -> tuple[list[float], list[float]]:
+    """Each member's mean cross-entropy and accuracy over a whole split (all members see the same images).
+
+    Chunks of max(EVAL_BATCH // K, batch) images, so a chunk of the pack holds about as many
+    activations as a solo evaluation chunk or a training step.
+    """
+    size = len(stack.member_params)
+    loss_sum = torch.zeros(size, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(size, dtype=torch.int64, device=x.device)
+    chunk = max(EVAL_BATCH // size, batch)
+    for start in range(0, len(x), chunk):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        if transform is not None:
+            xb = transform(xb)
+        logits = forward(stack.params, stack.buffers, xb.unsqueeze(0).expand(size, *xb.shape))
+        per = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.repeat(size), reduction="none")
+        loss_sum += per.view(size, -1).sum(1).double()
+        correct += (logits.argmax(-1) == yb).sum(1)
+    n = max(len(x), 1)
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist()

@@ -1,0 +1,269 @@
+"""Optimizer steps for a pack of K members (seedbench/train/packed.py).
+
+Two ways, chosen by the members' optimizer class:
+
+* `VectorSGD`: torch.optim.SGD is element-wise per parameter, so one update over the stacked
+  (K, ...) tensors is K independent SGD updates. It repeats torch's `_single_tensor_sgd` operation
+  by operation (weight decay, momentum buffer cloned on the first step, dampening, Nesterov), with
+  each hyperparameter a Python float when all members share it - the very same kernels as solo - or a
+  (K, 1, ..., 1) tensor when they differ (e.g. one member with another learning rate).
+* `PerMember`: RBD, FPD and NES draw their directions or noise from the member's own method seed and
+  normalise by whole-vector quantities, so they are stepped by the member's own optimizer object -
+  the one the solo run would use - on the member's own parameters, which are views into the stacked
+  tensors (see packed.py). Nothing is shared between members, so there is no coupling to get wrong,
+  and a fix in seedbench.optim applies here unchanged. NES's step calls its loss closure once per
+  population member with the parameters perturbed in place; the K members' steps run as coroutines
+  (`NESCoroutines`) so that the K perturbed models are evaluated in one packed forward.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from seedbench.optim import FPD, NES, RBD
+
+PER_MEMBER: tuple[type[torch.optim.Optimizer], ...] = (RBD, FPD, NES)  # FPD subclasses RBD; listed for clarity
+
+
+def optimizer_refusal(optimizers: Sequence[torch.optim.Optimizer], params: Sequence[Sequence[torch.Tensor]]) -> str | None:
+    """Why these members' optimizers cannot be packed, or None. `params[k]`: member k's parameters."""
+    kinds = {type(o) for o in optimizers}
+    if len(kinds) != 1:
+        return f"a pack needs one optimizer class, got {sorted(k.__name__ for k in kinds)}"
+    kind = kinds.pop()
+    for opt, member_params in zip(optimizers, params):
+        listed = [p for g in opt.param_groups for p in g["params"]]
+        if len(listed) != len(member_params) or any(a is not b for a, b in zip(listed, member_params)):
+            return "every member's optimizer must hold exactly its model's parameters, in model.parameters() order"
+    if kind is torch.optim.SGD:
+        return _sgd_refusal(optimizers)
+    if issubclass(kind, PER_MEMBER):
+        if kind not in PER_MEMBER:
+            return f"{kind.__name__} subclasses a random-bases optimizer; only RBD, FPD and NES themselves are verified packed"
+        if any(o.steps_taken for o in optimizers):  # type: ignore[attr-defined]
+            return "the optimizers have already stepped; a pack starts from fresh optimizers"
+        return None
+    return (
+        f"{kind.__name__} is not verified packed (only SGD, RBD, FPD and NES are); an optimizer with "
+        "whole-tensor norms or shared state would couple the members"
+    )
+
+
+def _sgd_refusal(optimizers: Sequence[torch.optim.Optimizer]) -> str | None:
+    for opt in optimizers:
+        if len(opt.param_groups) != 1:
+            return "packed SGD supports one parameter group"
+        group = opt.param_groups[0]
+        if group.get("maximize") or group.get("differentiable") or group.get("fused"):
+            return "packed SGD supports neither maximize, differentiable nor fused"
+        if isinstance(group["lr"], torch.Tensor):
+            return "packed SGD needs a float learning rate"
+        if len(opt.state):
+            return "the optimizers have already stepped; a pack starts from fresh optimizers"
+    groups = [o.param_groups[0] for o in optimizers]
+    for key in ("nesterov", "dampening"):
+        if len({g[key] for g in groups}) != 1:
+            return f"packed SGD needs one {key} for all members"
+    if len({g["momentum"] == 0 for g in groups}) != 1:
+        return "packed SGD needs momentum on for all members or off for all"
+    return None
+
+
+def _per_member(values: list[float], like: torch.Tensor) -> float | torch.Tensor:
+    """A float when all members agree (the solo kernels exactly), else a (K, 1, ..., 1) tensor."""
+    if len(set(values)) == 1:
+        return values[0]
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.dim() - 1)))
+
+
+class VectorSGD:
+    """torch.optim.SGD (momentum, dampening, Nesterov, weight decay) over stacked tensors."""
+
+    gradient_free = False
+
+    def __init__(self, optimizers: Sequence[torch.optim.Optimizer]):
+        self.optimizers = list(optimizers)  # the members' own, kept to hand their state back at the end
+        groups = [o.param_groups[0] for o in self.optimizers]
+        self.lr = [float(g["lr"]) for g in groups]
+        self.momentum = [float(g["momentum"]) for g in groups]
+        self.dampening = float(groups[0]["dampening"])
+        self.weight_decay = [float(g["weight_decay"]) for g in groups]
+        self.nesterov = bool(groups[0]["nesterov"])
+        self.buffers: list[torch.Tensor | None] | None = None
+
+    @torch.no_grad()
+    def step(self, params: Sequence[torch.Tensor]) -> None:
+        if self.buffers is None:
+            self.buffers = [None] * len(params)
+        for i, p in enumerate(params):
+            grad = p.grad
+            if grad is None:
+                continue
+            wd = _per_member(self.weight_decay, p)
+            if isinstance(wd, torch.Tensor):
+                grad = torch.addcmul(grad, p, wd)
+            elif wd != 0:
+                grad = grad.add(p, alpha=wd)
+            if self.momentum[0] != 0:
+                buf = self.buffers[i]
+                momentum = _per_member(self.momentum, p)
+                if buf is None:
+                    buf = self.buffers[i] = grad.detach().clone()
+                elif isinstance(momentum, torch.Tensor):
+                    buf.mul_(momentum).add_(grad, alpha=1 - self.dampening)
+                else:
+                    buf.mul_(momentum).add_(grad, alpha=1 - self.dampening)
+                if self.nesterov:
+                    grad = torch.addcmul(grad, buf, momentum) if isinstance(momentum, torch.Tensor) else grad.add(buf, alpha=momentum)
+                else:
+                    grad = buf
+            lr = _per_member(self.lr, p)
+            if isinstance(lr, torch.Tensor):
+                p.addcmul_(grad, lr, value=-1)
+            else:
+                p.add_(grad, alpha=-lr)
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop the members not in `rows` (positions in the current pack)."""
+        self.optimizers = [self.optimizers[r] for r in rows]
+        self.lr = [self.lr[r] for r in rows]
+        self.momentum = [self.momentum[r] for r in rows]
+        self.weight_decay = [self.weight_decay[r] for r in rows]
+        if self.buffers is not None:
+            index = None
+            for i, buf in enumerate(self.buffers):
+                if buf is not None:
+                    index = torch.tensor(rows, device=buf.device) if index is None else index
+                    self.buffers[i] = buf.index_select(0, index)
+
+    def hand_back(self, row: int, member_params: Sequence[torch.Tensor]) -> None:
+        """Give member `row` its momentum buffers, as its own torch.optim.SGD would hold them."""
+        if self.buffers is None or self.momentum[0] == 0:
+            return
+        opt = self.optimizers[row]
+        for p, buf in zip(member_params, self.buffers):
+            if buf is not None:
+                opt.state[p]["momentum_buffer"] = buf[row].clone()
+
+    def diagnostics(self, row: int) -> dict[str, float]:
+        return {}
+
+
+class PerMember:
+    """Each member's own optimizer steps its own parameters (views into the stacked tensors)."""
+
+    def __init__(self, optimizers: Sequence[torch.optim.Optimizer]):
+        self.optimizers = list(optimizers)
+        self.gradient_free = bool(getattr(self.optimizers[0], "gradient_free", False))
+
+    def step_members(self, member_params: Sequence[Sequence[torch.Tensor]], params: Sequence[torch.Tensor]) -> None:
+        """Point every member parameter's .grad at its slice of the stacked gradient, then step."""
+        for row, (opt, own) in enumerate(zip(self.optimizers, member_params)):
+            for p, stacked in zip(own, params):
+                p.grad = None if stacked.grad is None else stacked.grad[row]
+            opt.step()
+
+    def keep(self, rows: list[int]) -> None:
+        self.optimizers = [self.optimizers[r] for r in rows]
+
+    def hand_back(self, row: int, member_params: Sequence[torch.Tensor]) -> None:
+        for p in member_params:  # no gradient views into the pack may outlive it
+            p.grad = None
+
+    def diagnostics(self, row: int) -> dict[str, float]:
+        pop = getattr(self.optimizers[row], "pop_diagnostics", None)
+        return pop() if callable(pop) else {}
+
+
+class _Cancelled(BaseException):
+    """Raised inside a member's NES step when the pack gives up on it (another member failed)."""
+
+
+_CANCEL = object()
+
+
+class _Coroutine:
+    """`fn(suspend)` in a thread that runs only while the caller waits: strict hand-over, no concurrency.
+
+    `suspend(request)` hands `request` to the caller and blocks until `send(value)` resumes it with
+    `value`. Exactly one of the caller and the coroutine runs at any time, so the members' steps
+    execute in a fixed order, as deterministically as sequential code.
+    """
+
+    def __init__(self, fn: Callable[[Callable[[Any], Any]], Any]):
+        self._to_thread: queue.SimpleQueue = queue.SimpleQueue()
+        self._to_caller: queue.SimpleQueue = queue.SimpleQueue()
+        self.done = False
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[Callable[[Any], Any]], Any]) -> None:
+        if self._to_thread.get() is _CANCEL:
+            self._to_caller.put(("done", None))
+            return
+        try:
+            self._to_caller.put(("done", fn(self._suspend)))
+        except _Cancelled:
+            self._to_caller.put(("done", None))
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            self._to_caller.put(("error", exc))
+
+    def _suspend(self, request: Any) -> Any:
+        self._to_caller.put(("yield", request))
+        value = self._to_thread.get()
+        if value is _CANCEL:
+            raise _Cancelled
+        return value
+
+    def send(self, value: Any = None) -> tuple[str, Any]:
+        self._to_thread.put(value)
+        kind, payload = self._to_caller.get()
+        if kind == "error":
+            self.done = True
+            self._thread.join()
+            raise payload
+        if kind == "done":
+            self.done = True
+            self._thread.join()
+        return kind, payload
+
+    def cancel(self) -> None:
+        if not self.done:
+            self.send(_CANCEL)
+
+
+def nes_steps(
+    optimizers: Sequence[torch.optim.Optimizer],
+    evaluate: Callable[[list[int]], torch.Tensor],
+) -> list[list[torch.Tensor]]:
+    """One NES step of every member, with each round of perturbed models evaluated as one pack.
+
+    Each member's `opt.step(closure)` runs as a coroutine; its closure suspends. When every member
+    waits in its closure, its parameters are perturbed in place (they are views into the stacked
+    tensors), and `evaluate(rows)` returns the losses (len(rows),) of those members at their
+    current parameters, each on a fresh minibatch of its own. Returns each member's losses in
+    order (what the solo loop sums for its training loss).
+    """
+    losses: list[list[torch.Tensor]] = [[] for _ in optimizers]
+    coroutines = [
+        _Coroutine(lambda suspend, opt=opt: opt.step(lambda: suspend(None))) for opt in optimizers
+    ]
+    try:
+        waiting = [row for row, co in enumerate(coroutines) if co.send(None)[0] == "yield"]
+        while waiting:
+            values = evaluate(waiting)
+            resumed = []
+            for row, value in zip(waiting, values):
+                losses[row].append(value)
+                if coroutines[row].send(value)[0] == "yield":
+                    resumed.append(row)
+            waiting = resumed
+    finally:
+        for co in coroutines:
+            co.cancel()
+    return losses
