@@ -13,7 +13,7 @@ Each arm runs on the same seeds, so paired tests apply.
     python experiments/supwalsh.py --models base,squeezenet --datasets digits,fmnist --limit-train 10000
     python experiments/supwalsh.py --protocol supwalsh_ref           # the reference's lr 3e-5 protocol
 
-Ends with `seedbench compare --by label` (difference with CI, Holm-corrected p-values) against 'without'.
+Ends with the comparison by arm label (difference with CI, Holm-corrected p-values) against 'without'.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seedbench.cli.main import main as cli_main
+from seedbench import Store, Sweep
+from seedbench.analysis.tables import render
 from seedbench.data.datasets import present_datasets
-from seedbench.sweep.grid import SweepSpec, parse_seeds, split_list
-from seedbench.sweep.run import run_sweep
+from seedbench.sweep.grid import parse_seeds, split_list
 
 ARMS = {
     "without": {"supwalsh": False},
@@ -60,15 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in (("epochs", args.epochs), ("pretrain_epochs", args.pretrain_epochs), ("limit_train", args.limit_train)):
             if value is not None:
                 overrides[key] = value
-        spec = SweepSpec(methods=["sup_walsh"], models=split_list(args.models), datasets=datasets, seeds=parse_seeds(args.seeds),
-                         versions=[f"~{args.protocol}"], overrides=overrides, store=args.store, data_dir=args.data_dir, engine=args.engine)
-        print(f"arm {arm}: {len(spec.cells())} cells", file=sys.stderr)
-        failed += len(run_sweep(spec).failed)
+        sweep = Sweep(["sup_walsh"], split_list(args.models), datasets, parse_seeds(args.seeds), presets=[args.protocol],
+                      overrides=overrides, store=args.store, data_dir=args.data_dir)
+        print(f"arm {arm}: {len(sweep.cells())} cells", file=sys.stderr)
+        failed += len(sweep.run(engine=args.engine, quiet=False).failed)
     where = f"method = 'sup_walsh' AND label IS NOT NULL AND dataset IN ({', '.join(repr(d) for d in datasets)})"
     if args.epochs:
         where += f" AND epochs = {args.epochs}"
-    store = ["--store", args.store] if args.store else []
-    cli_main(["compare", "--metric", "test_acc", "--by", "label", "--within", "model,dataset", "--where", where, *store])
+    result = Store(args.store).compare("test_acc", by="label", within="model,dataset", where=where)
+    print(render(result, "terminal", title="test_acc: every pair of arms (Holm-corrected)"))
     return 1 if failed else 0
 
 

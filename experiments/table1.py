@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seedbench.cli.main import main as cli_main
+from seedbench import Store, Sweep
+from seedbench.analysis.tables import render
 from seedbench.data.datasets import present_datasets
-from seedbench.sweep.grid import SweepSpec, parse_seeds, split_list
-from seedbench.sweep.run import run_sweep
+from seedbench.sweep.grid import parse_seeds, split_list
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,25 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit_train:
         overrides["limit_train"] = args.limit_train
     methods = split_list(args.methods)
-    specs = [SweepSpec(methods=[m for m in methods if not (m == "rbd" and args.bases == "hadamard")],
-                       models=split_list(args.models), datasets=datasets, seeds=parse_seeds(args.seeds),
-                       versions=["~table1"], overrides=overrides, store=args.store, data_dir=args.data_dir,
-                       engine=args.engine)]
+    common = {"models": split_list(args.models), "datasets": datasets, "seeds": parse_seeds(args.seeds), "presets": ["table1"],
+              "store": args.store, "data_dir": args.data_dir}
+    sweeps = [Sweep([m for m in methods if not (m == "rbd" and args.bases == "hadamard")], overrides=overrides, **common)]
     if "rbd" in methods and args.bases in ("hadamard", "both"):
-        specs.append(SweepSpec(methods=["rbd"], models=split_list(args.models), datasets=datasets, seeds=parse_seeds(args.seeds),
-                               versions=["~table1"], overrides={**overrides, "bases": "hadamard"}, store=args.store,
-                               data_dir=args.data_dir, engine=args.engine))
-    failed = 0
-    for spec in specs:
-        summary = run_sweep(spec)
-        failed += len(summary.failed)
+        sweeps.append(Sweep(["rbd"], overrides={**overrides, "bases": "hadamard"}, **common))
+    failed = sum(len(sweep.run(engine=args.engine, quiet=False).failed) for sweep in sweeps)
     where = f"lr_table = 'table1' AND dataset IN ({', '.join(repr(d) for d in datasets)})"
     if args.epochs:
         where += f" AND epochs = {args.epochs}"
-    report = ["report", "--baseline", "sgd", "--metric", "val_acc", "--where", where]
-    if args.store:
-        report += ["--store", args.store]
-    cli_main(report)
+    for metric in ("val_acc", "best_val_acc", "val_acc_last10"):
+        table, title = Store(args.store).report(metric, baseline="sgd", where=where)
+        print(render(table, "terminal", title=title))
     return 1 if failed else 0
 
 

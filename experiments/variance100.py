@@ -1,7 +1,7 @@
 """The PA-rewiring variance study: does an initializer reduce the across-seed variance of accuracy?
 
 100 seeds per arm, varying ONLY the weight-initialisation seed (`init_seed`); data order and
-augmentation use the fixed `seed` (REFERENCE_RESULTS.md B's design). Arms, for each base init:
+augmentation use the fixed `seed` (the PA-rewiring study's design, docs/methods.md). Arms, for each base init:
     base            the base initializer alone
     + PA            base -> PA rewiring
     + stab + PA     base -> stabilized strength -> PA rewiring
@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seedbench.cli.main import main as cli_main
+from seedbench import Store, Sweep
+from seedbench.analysis.tables import render
 from seedbench.data.datasets import present_datasets
-from seedbench.sweep.grid import SweepSpec, parse_seeds, split_list
-from seedbench.sweep.run import run_sweep
+from seedbench.sweep.grid import parse_seeds, split_list
 
 ARMS = {"base": (False, False), "+PA": (False, True), "+stab+PA": (True, True), "+stab": (True, False)}
 
@@ -55,19 +55,17 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {"init": init, "stabilize": stabilize, "rewire": rewire, "epochs": args.epochs, "stabilize_tries": args.tries}
             if args.limit_train:
                 overrides["limit_train"] = args.limit_train
-            spec = SweepSpec(methods=["sgd"], models=split_list(args.models), datasets=datasets, seeds=parse_seeds(args.seeds),
-                             overrides=overrides, store=args.store, data_dir=args.data_dir, engine=args.engine,
-                             seed_key="init_seed", base_seed=args.data_seed)
-            print(f"arm {init} {arm}: {len(spec.cells())} cells", file=sys.stderr)
-            failed += len(run_sweep(spec).failed)
+            sweep = Sweep(["sgd"], split_list(args.models), datasets, init_seeds=parse_seeds(args.seeds), base_seed=args.data_seed,
+                          overrides=overrides, store=args.store, data_dir=args.data_dir)
+            print(f"arm {init} {arm}: {len(sweep.cells())} cells", file=sys.stderr)
+            failed += len(sweep.run(engine=args.engine, quiet=False).failed)
     where = (f"method = 'sgd' AND init_seed IS NOT NULL AND seed = {args.data_seed} AND epochs = {args.epochs} "
              f"AND dataset IN ({', '.join(repr(d) for d in datasets)}) AND init IN ({', '.join(repr(i) for i in split_list(args.inits))})")
-    store = ["--store", args.store] if args.store else []
-    cli_main(["report", "--study", "variance", "--by", "stabilize,rewire", "--within", "model,dataset,init",
-              "--metric", "test_acc", "--where", where, *store])
+    store = Store(args.store)
+    table, title = store.report("test_acc", study="variance", by="stabilize,rewire", within="model,dataset,init", where=where)
+    print(render(table, "terminal", title=title))
     if args.plot:
-        cli_main(["plot", "--kind", "box", "--metric", "test_acc", "--by", "stabilize,rewire", "--within", "model,init",
-                  "--where", where, "-o", args.plot, *store])
+        print(f"wrote {store.plot('box', 'test_acc', by='stabilize,rewire', within='model,init', where=where, output=args.plot)}", file=sys.stderr)
     return 1 if failed else 0
 
 

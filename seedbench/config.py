@@ -1,14 +1,20 @@
-"""Typed run configurations, shared by the library, the catalogue and the machinable components.
+"""Typed run configurations: the science of a cell (`TrialConfig`) and where it runs (`Placement`).
 
-They live in the library (not in components/) so that machinable.yaml can be validated - unknown
-keys and wrong value types - without importing machinable.
+The two are separate on purpose. A cell's identity - the key that decides whether a finished run can
+be reused - is its method plus its TrialConfig: what was trained, on what, for how long. Placement
+(data directory, device, threads, scheduler resources) says where and how fast, and the same cell
+moved from a laptop to a GPU cluster, or pointed at another copy of the same data, is the same cell.
+
+Every method extends TrialConfig with its own keys (see seedbench.methods). Nothing here imports
+torch or machinable, so a sweep is validated on the driver before any worker exists.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrialConfig(BaseModel):
@@ -24,105 +30,74 @@ class TrialConfig(BaseModel):
     augment_seed: int | None = Field(None, ge=0, description="overrides the seed of the augmentation stream")
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float | None = Field(None, gt=0, description="None: take it from machinable.yaml's learning_rates")
-    lr_table: str = "default"
+    lr: float | None = Field(None, gt=0, description="None: the method's default for this model and dataset")
+    lr_table: str = Field("default", description="which of the method's learning-rate tables fills a missing lr")
     val_size: int | None = Field(None, ge=0, description="None: the dataset's default hold-out")
     limit_train: int | None = Field(None, ge=1, description="train on the first N training images only")
     augment: bool = False
     image_size: int | None = Field(None, ge=8, description="resize images to this square size (Sup-Walsh: 64)")
     grayscale: bool = Field(False, description="convert colour images to one channel (Sup-Walsh protocol)")
-    init: str = Field("xavier_uniform", description="base weight initializer (Keras default: Glorot-uniform)")
+    init: str | None = Field(None, description="base weight initializer; None: the model's own default")
     stabilize: bool = Field(False, description="best of `stabilize_tries` draws by strength variance")
     stabilize_tries: int = Field(100, ge=1)
     rewire: bool = Field(False, description="PA-rewire every Conv/Linear weight after the base init")
-    data_dir: str | None = None
-    device: str = "auto"
-    num_threads: int | None = Field(None, ge=1, description="torch threads; None: the worker's CPU share")
-    diverge_stop: bool = True
+    stop_rule: Literal["accuracy", "nan", "none"] | None = Field(
+        None, description="early stop: 'accuracy' (NaN, val loss > 1000, low accuracy), 'nan' (NaN only), 'none'; None: the method's"
+    )
+    stop_min_acc: float = Field(0.15, ge=0, le=1, description="the accuracy rule's threshold")
+    stop_acc_after_epoch: int = Field(4, ge=0, description="the accuracy rule applies after this epoch (reference: epoch > 4)")
+    framework: Literal["torch", "tensorflow"] = Field("torch", description="which framework trains the cell")
     label: str | None = Field(None, description="a free-form arm label for reports (part of the identity)")
-    # scheduling resources (used by the engines, not by training)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        """inf and nan pass pydantic's bounds for some fields (lr=.inf is > 0): refuse them everywhere."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class Placement(BaseModel):
+    """Where and with what a cell runs. Not part of a cell's identity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: str | None = Field(None, description="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    num_threads: int | None = Field(None, ge=1, description="torch threads; None: the worker's CPU share")
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        import re
 
-class SGDConfig(TrialConfig):
-    method: Literal["sgd"] = "sgd"
-    momentum: float = Field(0.0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+            raise ValueError("use auto, cpu, cuda, cuda:N or mps")
+        return value
 
-
-class RandomBasesConfig(TrialConfig):
-    """Shared by RBD and FPD (METHODS.md sections 3-4)."""
-
-    dims: int = Field(250, ge=1, description="subspace dimension d")
-    distribution: Literal["normal", "uniform", "bernoulli"] = "normal"
-    normalization: Literal["auto", "unbiased"] = "auto"
-    compartments: Literal["network", "layer"] = "network"
-    chunk: int = Field(50, ge=1, description="directions generated at a time (memory: O(D * chunk))")
-
-
-class RBDConfig(RandomBasesConfig):
-    method: Literal["rbd"] = "rbd"
-    bases: Literal["gaussian", "hadamard"] = "gaussian"
+    @field_validator("num_cpus", "num_gpus")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
 
 
-class FPDConfig(RandomBasesConfig):
-    method: Literal["fpd"] = "fpd"
+PLACEMENT_KEYS = frozenset(Placement.model_fields)
 
 
-class NESConfig(TrialConfig):
-    method: Literal["nes"] = "nes"
-    dims: int = Field(250, ge=2, description="population size")
-    sigma: float = Field(0.01, gt=0)
-    antithetic: bool = False
-    distribution: Literal["normal", "uniform", "bernoulli"] = "normal"
-    normalization: Literal["auto", "none"] = "auto"
-    chunk: int = Field(50, ge=1)
+def split_placement(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A flat patch (a preset, --set pairs) -> (science keys, placement keys)."""
+    science = {k: v for k, v in values.items() if k not in PLACEMENT_KEYS}
+    placement = {k: v for k, v in values.items() if k in PLACEMENT_KEYS}
+    return science, placement
 
 
-class PARewiringConfig(SGDConfig):
-    """An initializer study arm: base init -> (stabilize) -> PA rewiring, then SGD training."""
-
-    method: Literal["pa_rewiring"] = "pa_rewiring"  # type: ignore[assignment]
-    init: str = "orthogonal"
-    rewire: bool = True
-
-
-class StabilizedStrengthConfig(SGDConfig):
-    method: Literal["stabilized_strength"] = "stabilized_strength"  # type: ignore[assignment]
-    init: str = "orthogonal"
-    stabilize: bool = True
-
-
-class SupWalshConfig(SGDConfig):
-    """Sup-Walsh pretraining (METHODS.md section 10), then SGD main training."""
-
-    method: Literal["sup_walsh"] = "sup_walsh"  # type: ignore[assignment]
-    supwalsh: bool = Field(True, description="False: the 'without' arm (same main training)")
-    pretrain_epochs: int = Field(2, ge=0)
-    pretrain_lr: float = Field(3e-5, gt=0)
-    pretrain_batch: int = Field(200, ge=10)
-    pretrain_inputs: Literal["tsne", "random"] = "tsne"
-    codes: Literal["walsh", "onehot", "random"] = "walsh"
-    keep: Literal["final", "best"] = "final"
-    control: bool = Field(False, description="compute-matched control: same extra Adam steps on noise, no Sup-Walsh")
-    pretrain_max_steps: int | None = Field(None, ge=1, description="cap pretraining steps (quick studies)")
-
-
-METHOD_CONFIGS: dict[str, type[TrialConfig]] = {
-    "sgd": SGDConfig,
-    "rbd": RBDConfig,
-    "fpd": FPDConfig,
-    "nes": NESConfig,
-    "pa_rewiring": PARewiringConfig,
-    "stabilized_strength": StabilizedStrengthConfig,
-    "sup_walsh": SupWalshConfig,
-}
-
-# Methods whose optimizer is SGD: they take SGD's learning rates from machinable.yaml.
-LR_ALIASES = {"pa_rewiring": "sgd", "stabilized_strength": "sgd", "sup_walsh": "sgd"}
-
-
-def register_method_config(name: str, config: type[TrialConfig]) -> None:
-    METHOD_CONFIGS[name] = config
+# What a driver hands a worker through the task's environment (not the config, so not the identity).
+PLACEMENT_ENV = "SEEDBENCH_PLACEMENT"  # the cell's Placement as JSON
+DEVICE_ENV = "SEEDBENCH_DEVICE"  # the device the engine assigned ("cuda" for a GPU cell, else "cpu")
+PLUGIN_ENV = "SEEDBENCH_PLUGINS"  # the sweep's plugins, file sources included (seedbench.registry)

@@ -14,15 +14,18 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_project_catalogue_has_the_required_presets_and_table1_rates():
+def test_project_catalogue_has_the_required_presets_and_the_methods_carry_table1_rates():
+    from seedbench.registry import get_method
+
     catalog = load_catalog(ROOT / "machinable.yaml")
-    for name in ("fc", "cnn", "digits", "mnist", "fmnist", "cifar10", "table1"):
+    for name in ("fc", "cnn", "digits", "mnist", "fmnist", "cifar10", "table1", "quick", "gpu", "ipu", "nostop"):
         assert name in catalog.presets
     assert catalog.preset("table1")["epochs"] == 100 and catalog.preset("table1")["batch_size"] == 32
-    published = {"fc-mnist": 0.125, "fc-fmnist": 0.25, "fc-cifar10": 0.0078125, "cnn-mnist": 0.03125, "cnn-fmnist": 0.0625, "cnn-cifar10": 0.015625}
-    for cell, lr in published.items():
-        model, dataset = cell.split("-")
-        assert catalog.learning_rate("table1", "sgd", model, dataset) == lr
+    published = {("fc", "mnist"): 0.125, ("fc", "fmnist"): 0.25, ("fc", "cifar10"): 0.0078125, ("cnn", "mnist"): 0.03125,
+                 ("cnn", "fmnist"): 0.0625, ("cnn", "cifar10"): 0.015625}
+    for (model, dataset), lr in published.items():
+        assert get_method("sgd").learning_rate("table1", model, dataset) == lr
+    assert get_method("nes").learning_rate("table1", "fc", "fmnist") == get_method("rbd").learning_rate("table1", "fc", "fmnist") == 0.5
 
 
 def test_unknown_preset_suggests_the_closest(tmp_path):
@@ -49,20 +52,31 @@ def test_malformed_yaml_names_the_line(tmp_path):
         load_catalog(path)
 
 
-def test_bad_learning_rate_value(tmp_path):
-    path = _write(tmp_path, "learning_rates:\n  default:\n    sgd: {'*': -1}\n")
-    with pytest.raises(ConfigError, match="must be a positive number"):
+def test_learning_rates_in_the_catalogue_are_refused_with_where_they_moved(tmp_path):
+    path = _write(tmp_path, "learning_rates:\n  default:\n    sgd: {'*': 0.1}\n")
+    with pytest.raises(ConfigError, match="moved into each method's declaration"):
         load_catalog(path)
 
 
-def test_learning_rate_fallbacks(tmp_path):
-    path = _write(tmp_path, "learning_rates:\n  table1:\n    sgd: {fc-mnist: 0.5}\n  default:\n    sgd: {fc-digits: 0.2, '*': 0.01}\n")
-    catalog = load_catalog(path)
-    assert catalog.learning_rate("table1", "sgd", "fc", "mnist") == 0.5
-    assert catalog.learning_rate("table1", "sgd", "fc", "digits") == 0.2  # not in table1 -> default
-    assert catalog.learning_rate("default", "sgd", "cnn", "cifar10") == 0.01  # the method's '*'
-    with pytest.raises(ConfigError, match="no learning rate for rbd"):
-        catalog.learning_rate("default", "rbd", "fc", "mnist")
+def test_learning_rate_fallbacks():
+    from seedbench.config import TrialConfig
+    from seedbench.methods.base import Method
+
+    method = Method("toy", TrialConfig, optimizer=lambda *a: None,
+                    learning_rates={"table1": {"fc-mnist": 0.5}, "default": {"fc-digits": 0.2, "*": 0.01}})
+    assert method.learning_rate("table1", "fc", "mnist") == 0.5
+    assert method.learning_rate("table1", "fc", "digits") == 0.2  # not in table1 -> default
+    assert method.learning_rate("default", "cnn", "cifar10") == 0.01  # the method's '*'
+    assert method.learning_rate("nosuchtable", "cnn", "cifar10") == 0.01  # a table the method lacks -> its default
+    bare = Method("bare", TrialConfig, optimizer=lambda *a: None)
+    with pytest.raises(ConfigError, match="no learning rate for bare"):
+        bare.learning_rate("default", "fc", "mnist")
+
+
+def test_a_placement_preset_validates_against_placement_keys(tmp_path):
+    path = _write(tmp_path, "presets:\n  big: {num_gpus: 0.5, resources: {IPU: 1}}\n  bad: {num_gpus: lots}\n")
+    with pytest.raises(ConfigError, match="preset 'bad' key 'num_gpus'"):
+        load_catalog(path)
 
 
 def test_editing_the_file_changes_defaults(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from seedbench.config import METHOD_CONFIGS
+from seedbench.registry import get_method, method_names, resolve_method
 from seedbench.train.trial import run_trial
 from tests.conftest import run_cli
 
@@ -17,12 +17,13 @@ EXTRA = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(METHOD_CONFIGS))
+@pytest.mark.parametrize("method", method_names())
 def test_every_method_trains_and_records(tmp_path, method):
-    cfg = METHOD_CONFIGS[method](model="fc", **TINY, **EXTRA.get(method, {}))
-    record = run_trial(cfg, tmp_path)
+    found, patch = resolve_method(method)  # aliases (pa_rewiring, ...) are their method with a patch
+    cfg = found.config(model="fc", **TINY, **patch, **EXTRA.get(method, {}))
+    record = run_trial(cfg, tmp_path, found)
     assert record["status"] == "finished", record
-    assert record["method"] == method and 0.0 <= record["test_acc"] <= 1.0
+    assert record["method"] == found.name and 0.0 <= record["test_acc"] <= 1.0
     rows = [json.loads(line) for line in (tmp_path / "epochs.jsonl").read_text().splitlines()]
     assert len(rows) == 1
     if method in ("rbd", "fpd"):
@@ -30,16 +31,16 @@ def test_every_method_trains_and_records(tmp_path, method):
     if method == "nes":
         assert "nes_loss_mean" in rows[0]
     if method == "sup_walsh":
-        assert record["pretraining"]["arm"] == "with" and record["pretraining"]["steps"] >= 1
+        assert record["prepare"]["arm"] == "with" and record["prepare"]["steps"] >= 1
 
 
 def test_sup_walsh_arms_differ_only_before_main_training(tmp_path):
     base = dict(model="fc", **TINY, image_size=32, pretrain_epochs=1, pretrain_batch=48)
-    cls = METHOD_CONFIGS["sup_walsh"]
+    cls = get_method("sup_walsh").config
     without = run_trial(cls(**base, supwalsh=False), tmp_path / "without")
     control = run_trial(cls(**base, supwalsh=False, control=True), tmp_path / "control")
-    assert without["pretraining"] == {"arm": "without"}
-    assert control["pretraining"]["arm"] == "control" and control["pretraining"]["steps"] >= 1
+    assert without["prepare"] == {"arm": "without"}
+    assert control["prepare"]["arm"] == "control" and control["prepare"]["steps"] >= 1
     assert control["val_loss"] != without["val_loss"]  # the extra steps changed the starting weights
 
 
@@ -49,5 +50,6 @@ def test_rbd_and_pa_cells_through_the_cli(tmp_path):
                      "--store", str(store), "--epochs", "1", "--set", "limit_train=64", "--set", "val_size=32", "--quiet")
     assert result.returncode == 0, result.stderr + result.stdout
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in Path(store).rglob("run.json"))}
-    assert records["rbd"]["lr"] == 1.0  # digits default from machinable.yaml
-    assert records["pa_rewiring"]["config"]["rewire"] is True and records["pa_rewiring"]["config"]["init"] == "orthogonal"
+    assert records["rbd"]["lr"] == 1.0  # the method's own default for fc-digits
+    assert records["sgd"]["config"]["rewire"] is True and records["sgd"]["config"]["init"] == "orthogonal"  # pa_rewiring = sgd + pipeline
+    assert records["sgd"]["arm"] == "sgd init=orthogonal +rewire"

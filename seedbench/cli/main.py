@@ -52,9 +52,9 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from seedbench.sweep.grid import SweepSpec, load_spec, parse_seeds, split_list
-    from seedbench.sweep.run import run_sweep
+def sweep_spec_from_args(args: argparse.Namespace):
+    """The sweep a command line asks for: a YAML file with flags on top, or flags alone."""
+    from seedbench.sweep.grid import STREAM_LISTS, SweepSpec, load_spec, parse_seeds, split_list
 
     if args.spec:
         spec = load_spec(Path(args.spec))
@@ -63,19 +63,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 setattr(spec, attr, split_list(getattr(args, flag)))
         if args.seeds:
             spec.seeds = parse_seeds(args.seeds)
-        if args.version:
-            spec.versions = split_list(args.version)
     else:
-        missing = [f"--{f}" for f in ("method", "model", "dataset", "seeds") if not getattr(args, f)]
+        missing = [f"--{f}" for f in ("method", "model", "dataset") if not getattr(args, f)]
+        if not (args.seeds or any(getattr(args, a) for a in STREAM_LISTS)):
+            missing.append("--seeds")
         if missing:
             raise ConfigError(f"sweep needs a YAML file or {', '.join(missing)}; see `seedbench sweep --help`")
-        spec = SweepSpec(
-            methods=split_list(args.method),
-            models=split_list(args.model),
-            datasets=split_list(args.dataset),
-            seeds=parse_seeds(args.seeds),
-            versions=split_list(args.version),
-        )
+        spec = SweepSpec(methods=split_list(args.method), models=split_list(args.model), datasets=split_list(args.dataset),
+                         seeds=parse_seeds(args.seeds) if args.seeds else [])
+    for attr in STREAM_LISTS:
+        if getattr(args, attr):
+            setattr(spec, attr, parse_seeds(getattr(args, attr), "--" + attr.replace("_", "-")))
+    if args.preset:
+        spec.presets = split_list(args.preset)
+    spec.plugins = [*spec.plugins, *(args.plugin or [])]
     spec.overrides.update(_overrides(args.set))
     if args.epochs is not None:
         spec.overrides["epochs"] = args.epochs
@@ -83,13 +84,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec.store = args.store
     if args.data_dir:
         spec.data_dir = args.data_dir
-    if not (spec.methods and spec.models and spec.datasets and spec.seeds):
-        raise ConfigError("the sweep is empty: give at least one method, model, dataset and seed")
-
     if args.engine:
         spec.engine = args.engine
     elif args.ray_address:
         spec.engine = "ray"
+    return spec
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from seedbench.sweep.run import run_sweep
+
+    spec = sweep_spec_from_args(args)
     console = _console()
     summary = run_sweep(spec, retry_failed=args.retry_failed, quiet=args.quiet, engine=spec.engine, address=args.ray_address,
                         resources=args.resources, argv=sys.argv[1:])
@@ -100,9 +105,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         + f" in {summary.seconds:.1f} s on the {summary.engine} engine  [dim]store: {summary.store}[/]"
     )
     for label, error in summary.failed:
-        console.print(f"[red]failed[/] {label}: {error}")
+        Console(stderr=True).print(f"[red]failed[/] {escape(label)}: {escape(error)}  [dim](traceback in the cell's folder)[/]", highlight=False, soft_wrap=True)
     for label in summary.skipped_failed:
-        console.print(f"[yellow]failed earlier[/] {label} (rerun with --retry-failed)")
+        console.print(f"[yellow]failed earlier[/] {escape(label)} (rerun with --retry-failed)")
     return 0 if summary.ok else 1
 
 
@@ -115,7 +120,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     directory = store_dir(args.store)
     if not directory.is_dir():
         raise SeedbenchError(f"store {directory} does not exist; run `seedbench sweep` first or pass --store DIR")
-    sweeps = sweep_status(directory)
+    warnings: list[str] = []
+    sweeps = sweep_status(directory, warnings)
+    for warning in warnings:
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if args.format == "json":
         rows = [{"sweep": s.id, "grid": s.summary, "engine": s.engine, "updated_at": s.updated_at, "cells": s.total, **s.counts,
                  **({"not_finished": [c for c in s.cells if c["state"] != "finished"]} if args.cells else {})} for s in sweeps]
@@ -164,21 +172,39 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line with a pointer to --help, instead of the whole usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        Console(stderr=True).print(f"[red]error:[/] {escape(message)}; see `{self.prog} --help`", highlight=False, soft_wrap=True)
+        raise SystemExit(2)
+
+
+def _seed_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", help="seeds: 0-9, 0,3,7 or 0-4,10 (every stream derives from the seed)")
+    p.add_argument("--init-seeds", dest="init_seeds", metavar="SEEDS", help="cross weight-init seeds, e.g. 0-9 (variance decomposition)")
+    p.add_argument("--data-seeds", dest="data_seeds", metavar="SEEDS", help="cross data-order seeds, e.g. 0-9")
+    p.add_argument("--augment-seeds", dest="augment_seeds", metavar="SEEDS", help="cross augmentation seeds, e.g. 0-4")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from seedbench import __version__
+
+    parser = OneLineParser(
         prog="seedbench",
         description="Run seeds x models x datasets grids of training methods and compare them honestly.",
         epilog="Run `seedbench COMMAND --help` for a command's options.",
     )
+    parser.add_argument("--version", action="version", version=f"seedbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("sweep", help="train a grid of cells (reusing finished ones)", description="Train every cell of a methods x models x datasets x seeds grid and store the results.", epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", nargs="?", help="a sweep YAML file (keys: methods, models, datasets, seeds, versions, overrides, store)")
-    p.add_argument("--method", help="comma-separated methods, e.g. sgd")
+    p.add_argument("spec", nargs="?", help="a sweep YAML file (keys: methods, models, datasets, seeds, presets, overrides, store, plugins)")
+    p.add_argument("--method", help="comma-separated methods, e.g. sgd,rbd (`seedbench methods` lists them)")
     p.add_argument("--model", help="comma-separated models, e.g. fc,cnn")
-    p.add_argument("--dataset", help="comma-separated datasets: digits, mnist, fmnist, cifar10")
-    p.add_argument("--seeds", help="seeds: 0-9, 0,3,7 or 0-4,10")
-    p.add_argument("--version", help="comma-separated presets from machinable.yaml applied after model/dataset, e.g. ~table1")
+    p.add_argument("--dataset", help="comma-separated datasets, e.g. digits,fmnist")
+    _seed_flags(p)
+    p.add_argument("--preset", "--version", dest="preset", metavar="PRESETS", help="comma-separated presets applied after model/dataset, e.g. table1 (the method's own, then machinable.yaml's)")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable), e.g. --set lr=0.1")
     p.add_argument("--store", help="results store directory (default: ./storage in the project)")
@@ -203,17 +229,56 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parser(sub)
     add_export_parser(sub)
 
+    p = sub.add_parser("methods", help="the registered methods, models, datasets and initializers (plugins included)", description="List what a sweep can name: methods (with aliases), models, datasets and initializers, including those of --plugin files.")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_methods)
+
     p = sub.add_parser("datasets", help="which datasets are available where, and how to get the missing ones", description="List the datasets seedbench knows, where each was found, and how to get the missing ones.")
     p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_datasets)
+    for command in sub.choices.values():  # every command can load the user's own methods, models, datasets
+        command.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE", help="a Python file or module that registers methods, models, datasets or initializers (repeatable)")
     return parser
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from seedbench import registry
+
+    methods = [registry.get_method(m) for m in registry.method_names(aliases=False)]
+    rows = {
+        "methods": [{"name": m.name, "description": m.description, "presets": sorted(m.presets), "packable": m.packable, "frameworks": list(m.frameworks)} for m in methods],
+        "aliases": [{"name": n, "method": t, "patch": p} for n, (t, p) in sorted(registry.aliases().items())],
+        "models": [{"name": n, "default_init": registry.get_model(n).default_init} for n in registry.model_names()],
+        "datasets": registry.dataset_names(),
+        "initializers": registry.initializer_names(),
+    }
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return 0
+    table = Table(title="methods", title_justify="left")
+    for column in ("method", "what it does", "presets", "packable"):
+        table.add_column(column, overflow="fold")
+    for m in rows["methods"]:
+        table.add_row(m["name"], m["description"], ", ".join(m["presets"]), "yes" if m["packable"] else "no")
+    for a in rows["aliases"]:
+        table.add_row(a["name"], f"= {a['method']} with " + ", ".join(f"{k}={v}" for k, v in a["patch"].items()), "", "")
+    console = _console()
+    console.print(table)
+    console.print("models: " + ", ".join(f"{m['name']} (init {m['default_init']})" for m in rows["models"]))
+    console.print("datasets: " + ", ".join(rows["datasets"]))
+    console.print("initializers: " + ", ".join(rows["initializers"]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "plugin", None) and args.func is not cmd_sweep:  # a sweep loads its own, with the YAML's
+            from seedbench.registry import load_plugins
+
+            load_plugins(args.plugin)
         return int(args.func(args) or 0)
     except SeedbenchError as exc:
         Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

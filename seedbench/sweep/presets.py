@@ -1,9 +1,10 @@
-"""machinable.yaml: the catalogue of named versions (presets) and the learning-rate tables.
+"""machinable.yaml: the catalogue of named presets shared by every method.
 
-Presets are config patches composed in order (`["~cnn", "~fmnist", {"seed": 3}]`), as in the
-random-bases study. The file is validated when it is loaded - an unknown preset key or a value of the
-wrong type is reported with the preset's name - so a typo fails before a sweep, not inside a worker.
-Editing the file changes defaults; it is re-read whenever it changes on disk.
+Presets are config patches composed in order (`--preset cnn,table1`), as in the random-bases study.
+A method's own presets (e.g. rbd's `hadamard`) live in its declaration; the catalogue holds the ones
+that cut across methods: models, datasets, budgets, initializer arms, scheduling. The file is
+validated when it is loaded - an unknown key or a value of the wrong type is reported with the
+preset's name - so a typo fails before a sweep, not inside a worker. It is re-read when it changes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from seedbench.config import METHOD_CONFIGS
 from seedbench.errors import ConfigError, read_yaml
 
 CATALOG_ENV = "SEEDBENCH_CATALOG"
@@ -33,56 +33,47 @@ def catalog_path() -> Path:
 class Catalog:
     path: Path
     presets: dict[str, dict[str, Any]]
-    learning_rates: dict[str, dict[str, dict[str, float]]]
 
-    def preset(self, name: str) -> dict[str, Any]:
-        if name not in self.presets:
-            close = difflib.get_close_matches(name, self.presets, n=1)
-            hint = f" (did you mean ~{close[0]}?)" if close else ""
-            raise ConfigError(
-                f"unknown preset ~{name}{hint}; presets in {self.path.name}: "
-                + ", ".join("~" + p for p in sorted(self.presets))
-            )
-        return dict(self.presets[name])
-
-    def learning_rate(self, table: str, method: str, model: str, dataset: str) -> float:
-        """The lr for method x model-dataset: the named table, then 'default', then default's '*'."""
-        if table not in self.learning_rates:
-            raise ConfigError(
-                f"unknown learning-rate table {table!r}; tables in {self.path.name}: {', '.join(self.learning_rates)}"
-            )
-        cell = f"{model}-{dataset}"
-        for name in (table, "default"):
-            rates = self.learning_rates.get(name, {}).get(method, {})
-            if cell in rates:
-                return float(rates[cell])
-        fallback = self.learning_rates.get("default", {}).get(method, {}).get("*")
-        if fallback is None:
-            raise ConfigError(
-                f"no learning rate for {method} on {cell} in {self.path.name}; pass lr=... or add it under "
-                f"learning_rates.{table}.{method}"
-            )
-        return float(fallback)
+    def preset(self, name: str, method: Any = None) -> dict[str, Any]:
+        """The patch of preset `name`: the method's own first, then the catalogue's."""
+        own = dict(getattr(method, "presets", {}) or {})
+        if name in own:
+            return dict(own[name])
+        if name in self.presets:
+            return dict(self.presets[name])
+        known = sorted({*own, *self.presets})
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean ~{close[0]}?)" if close else ""
+        where = f"{self.path.name}" + (f" and method {method.name}" if own else "")
+        raise ConfigError(f"unknown preset ~{name}{hint}; presets in {where}: " + ", ".join("~" + p for p in known))
 
 
-def _field_types() -> dict[str, list[Any]]:
+def field_types() -> dict[str, list[Any]]:
+    """Every config key any registered method (or the placement) accepts, with its possible types."""
+    from seedbench.config import Placement
+    from seedbench.registry import get_method, method_names
+
     types: dict[str, list[Any]] = {}
-    for cfg in METHOD_CONFIGS.values():
+    configs = [get_method(m).config for m in method_names(aliases=False)] + [Placement]
+    for cfg in configs:
         for key, field in cfg.model_fields.items():
-            types.setdefault(key, []).append(field.annotation)
+            if field.annotation not in types.setdefault(key, []):
+                types[key].append(field.annotation)
     return types
 
 
-def _validate_preset(path: Path, name: str, patch: Any, types: dict[str, list[Any]]) -> dict[str, Any]:
+def check_patch(where: str, patch: Any, types: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """A preset's patch: a mapping of known keys to values of the right type."""
+    types = types or field_types()
     if patch is None:
         return {}
     if not isinstance(patch, dict):
-        raise ConfigError(f"{path.name}: preset {name!r} must be a mapping of config keys, found {type(patch).__name__}")
+        raise ConfigError(f"{where} must be a mapping of config keys, found {type(patch).__name__}")
     for key, value in patch.items():
         if key not in types:
             close = difflib.get_close_matches(str(key), types, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{path.name}: preset {name!r} sets unknown key {key!r}{hint}")
+            raise ConfigError(f"{where} sets unknown key {key!r}{hint}")
         errors = []
         for annotation in types[key]:
             try:
@@ -91,7 +82,7 @@ def _validate_preset(path: Path, name: str, patch: Any, types: dict[str, list[An
             except ValidationError as exc:
                 errors.append(exc.errors()[0]["msg"])
         else:
-            raise ConfigError(f"{path.name}: preset {name!r} key {key!r} = {value!r} has the wrong type ({errors[0]})")
+            raise ConfigError(f"{where} key {key!r} = {value!r} has the wrong type ({errors[0]})")
     return dict(patch)
 
 
@@ -107,20 +98,21 @@ def load_catalog(path: Path | None = None) -> Catalog:
     cached = _CACHE.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; {CATALOG_ENV} must name a YAML file")
     raw = read_yaml(path, "catalogue") or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path.name}: expected a mapping with 'presets' and 'learning_rates'")
-    unknown = set(raw) - {"presets", "learning_rates"}
+        raise ConfigError(f"{path.name}: expected a mapping with a 'presets' section")
+    if "learning_rates" in raw:
+        raise ConfigError(f"{path.name}: 'learning_rates' moved into each method's declaration (docs/extending.md); remove the section")
+    unknown = set(raw) - {"presets"}
     if unknown:
-        raise ConfigError(f"{path.name}: unknown top-level section(s) {sorted(unknown)}; use 'presets' and 'learning_rates'")
-    types = _field_types()
-    presets = {str(n): _validate_preset(path, str(n), p, types) for n, p in (raw.get("presets") or {}).items()}
-    rates = raw.get("learning_rates") or {}
-    for table, methods in rates.items():
-        for method, cells in (methods or {}).items():
-            for cell, value in (cells or {}).items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                    raise ConfigError(f"{path.name}: learning_rates.{table}.{method}.{cell} = {value!r} must be a positive number")
-    catalog = Catalog(path=path, presets=presets, learning_rates=rates)
+        raise ConfigError(f"{path.name}: unknown top-level section(s) {sorted(map(str, unknown))}; use 'presets'")
+    presets_raw = raw.get("presets") or {}
+    if not isinstance(presets_raw, dict):
+        raise ConfigError(f"{path.name}: 'presets' must be a mapping of names to config patches")
+    types = field_types()
+    presets = {str(n): check_patch(f"{path.name}: preset {n!r}", p, types) for n, p in presets_raw.items()}
+    catalog = Catalog(path=path, presets=presets)
     _CACHE[path] = (mtime, catalog)
     return catalog

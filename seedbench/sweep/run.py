@@ -87,11 +87,13 @@ def run_sweep(
     argv: list[str] | None = None,
 ) -> SweepSummary:
     """Plan, prepare and execute `spec` on the local or the Ray engine; see the module docstring."""
-    from seedbench.sweep.runners.dispatch import begin_sweep, prepare_cell
+    from seedbench.config import PLUGIN_ENV
+    from seedbench.registry import load_plugins, plugins_to_env
+    from seedbench.sweep.plan import plan_cell, resolve_grid
+    from seedbench.sweep.runners.dispatch import begin_sweep, forwarded_env, prepare_cell
     from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
-    from seedbench.sweep.plan import check_cells, plan_cell
-    from seedbench.sweep.runners.resources import parse_resources, request_for
-    from seedbench.sweep.runners.store_context import index_database, open_store, project_root
+    from seedbench.sweep.runners.resources import check_local, parse_resources, request_for
+    from seedbench.sweep.runners.store_context import check_store_writable, index_database, open_store, project_root
     from seedbench.sweep.status import write_sweep
 
     engine = engine or spec.engine or ("ray" if address else "local")
@@ -101,7 +103,21 @@ def run_sweep(
         raise ConfigError("--ray-address needs --engine ray")
     override = parse_resources(resources if resources is not None else spec.resources)
     console = console or Console(stderr=True)
+    # Everything the user typed is checked here, before Ray starts or a folder exists: plugins, every
+    # cell's names and values, every dataset the grid needs, the resources, the store.
+    mark = time.time()
+    plugins = load_plugins(spec.plugins)
     cells = spec.cells()
+    placement = {"data_dir": spec.data_dir} if spec.data_dir else {}
+    resolved = resolve_grid(cells, placement)
+    requests: dict[Any, list[str]] = {}
+    for r in resolved:
+        requests.setdefault(request_for(r.placement.model_dump(), override), []).append(r.label)
+    if engine == "local":
+        check_local(requests)
+    check_store_writable(spec.store)
+    validated = time.time() - mark
+    env = {**forwarded_env(), **({PLUGIN_ENV: plugins_to_env(plugins)} if plugins else {})}
     started = time.time()
     summary = SweepSummary(store=Path(), total=len(cells), engine=engine)
     with open_store(spec.store) as directory, contextlib.ExitStack() as stack:
@@ -143,30 +159,20 @@ def run_sweep(
 
         begin_sweep()
         with index_lock(database):
-            # Up front, before anything is materialised or runs: the grid's methods and presets, and one
-            # cell of every configuration (seeds aside) built and validated, which also gives each
-            # configuration's resource request to check against the cluster.
             mark = time.time()
-            check_cells(cells)
-            groups: dict[tuple, list[Any]] = {}
-            for cell in cells:
-                groups.setdefault((cell.method, cell.model, cell.dataset, cell.presets, cell.overrides), []).append(cell)
-            requests: dict[Any, list[str]] = {}
-            for members in groups.values():
-                first = plan_cell(members[0])
-                requests.setdefault(request_for(first.interface.config, override), []).extend(c.label for c in members)
             if engine == "ray":
                 ray_engine.check_cluster(requests)
             summary.sweep_file = write_sweep(directory, cells, {}, engine, argv)
-            summary.timings["validate"] = time.time() - mark
+            summary.timings["validate"] = validated + time.time() - mark
             # Then cell by cell: look it up, and hand what is pending to the engine at once.
             mark = time.time()
             progress.start(len(cells))
             stack.enter_context(keep_index_open(database))
             folders: dict[str, Path | None] = {}
             last_record = time.time()
-            for cell in cells:
-                p = plan_cell(cell)
+            for r in resolved:
+                cell = r.cell
+                p = plan_cell(r)
                 if p.state == "finished" or (p.state == "failed" and not retry_failed):
                     folders[cell.label] = p.directory
                     if p.state == "finished":
@@ -176,7 +182,7 @@ def run_sweep(
                         summary.skipped_failed.append(cell.label)
                     progress.total -= 1
                     continue
-                prepared = prepare_cell(p, directory, root, override)
+                prepared = prepare_cell(p, directory, root, override, env)
                 if prepared is None:  # finished by a concurrent sweep since it was looked up
                     folders[cell.label] = p.directory
                     summary.reused += 1

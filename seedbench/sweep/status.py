@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seedbench.sweep.runners.dispatch import CACHED_MARKER, RUN_FILE, read_record, write_json
+from seedbench.record import CACHED_MARKER, RUN_FILE
+from seedbench.sweep.runners.dispatch import read_record, write_json
 from seedbench.sweep.runners.locking import cell_is_locked, cell_lock_path
 
 SWEEPS_DIR = "sweeps"
@@ -25,7 +26,7 @@ STATES = ("finished", "running", "failed", "diverged", "pending")
 
 def sweep_id(cells: list[Any]) -> str:
     """A stable id for a grid: the hash of its cells' (module, version), order-independent."""
-    keys = sorted(json.dumps([c.module, c.version], sort_keys=True, default=str) for c in cells)
+    keys = sorted(json.dumps(c.key, sort_keys=True, default=str) for c in cells)
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
 
 
@@ -125,12 +126,17 @@ def _window() -> float:
         return 90.0
 
 
-def sweep_status(store: Path) -> list[SweepStatus]:
+def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepStatus]:
+    """Every sweep recorded in `store`; a sweep file that cannot be read is named in `warnings` and skipped."""
     out = []
     for path in sorted((Path(store) / SWEEPS_DIR).glob("*.json")):
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
+                raise ValueError("not a sweep record")
+        except (OSError, ValueError) as exc:
+            if warnings is not None:
+                warnings.append(f"{path}: unreadable sweep file ({type(exc).__name__}); it is skipped - rerun its sweep to rewrite it")
             continue
         counts = dict.fromkeys(STATES, 0)
         cells = []

@@ -1,7 +1,14 @@
-"""One cell of a grid, end to end: data -> model -> initializer -> optimizer -> training -> record.
+"""One cell of a grid, end to end: data -> model -> initializer -> method hook -> optimizer -> training -> record.
 
-Usable without machinable: `run_trial(SGDConfig(model="cnn", seed=3), Path("out"))`. The machinable
-components call exactly this, so a study run by hand and one run by the engine are the same code.
+Usable without machinable or Ray:
+
+    from seedbench import run_trial
+    from seedbench.methods.sgd import SGDConfig
+    run_trial(SGDConfig(model="cnn", seed=3), "out")
+
+The engines call exactly this, so a study run by hand and one run by the engine are the same code.
+Nothing here knows any particular method: the Method (seedbench.methods) supplies the optimizer and
+the optional model hook.
 """
 
 from __future__ import annotations
@@ -15,123 +22,158 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import torch
+from seedbench.config import DEVICE_ENV, PLACEMENT_ENV, Placement, TrialConfig
+from seedbench.methods.base import Method
+from seedbench.record import EPOCHS_FILE, TRACEBACK_FILE, RunRecord, write_record
 
-from seedbench.config import TrialConfig
-from seedbench.data import load_dataset
-from seedbench.data.transforms import resize_dataset
-from seedbench.methods.legacy import make_optimizer
-from seedbench.models import build_model, count_parameters
-from seedbench.seeding import stream_seeds
-from seedbench.train.loop import DivergenceRules, TrainSettings, train
-
-RUN_FILE = "run.json"
-EPOCHS_FILE = "epochs.jsonl"
-TRACEBACK_FILE = "traceback.txt"
 
 
 def resolve_device(requested: str) -> str:
     """'auto': the device the engine assigned ($SEEDBENCH_DEVICE: "cuda" only for a cell that was given a GPU,
     which Ray exposes as the only visible one), else the GPU when this process can see one."""
+    import torch
+
     if requested == "auto":
-        assigned = os.environ.get("SEEDBENCH_DEVICE")
+        assigned = os.environ.get(DEVICE_ENV)
         if assigned:
             return assigned
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
 
 
-def build_initialised_model(cfg: TrialConfig, in_shape: tuple[int, int, int], num_classes: int, init_seed: int) -> torch.nn.Module:
-    """Build the model with weights drawn from the init stream only."""
+def method_of(cfg: TrialConfig) -> Method:
+    """The registered method whose config class `cfg` is (for run_trial(SGDConfig(...), ...))."""
+    from seedbench.errors import ConfigError
+    from seedbench.registry import get_method, method_names
+
+    for name in method_names(aliases=False):
+        method = get_method(name)
+        if type(cfg) is method.config:
+            return method
+    raise ConfigError(f"{type(cfg).__name__} is no registered method's config; pass method=NAME")
+
+
+def build_initialised_model(cfg: TrialConfig, in_shape: tuple[int, int, int], num_classes: int, init_seed: int) -> tuple[Any, str]:
+    """The model with weights drawn from the init stream only, and the name of the init that really ran."""
+    import torch
+
+    from seedbench.registry import get_model
+
+    spec = get_model(cfg.model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        model = build_model(cfg.model, in_shape, num_classes)
-    if cfg.init != "xavier_uniform" or cfg.stabilize or cfg.rewire:
+        model = spec.builder()(tuple(in_shape), num_classes)
+    base = cfg.init or spec.default_init
+    if base != spec.default_init or cfg.stabilize or cfg.rewire:
         from seedbench.init import init_model_
 
-        init_model_(
-            model,
-            base=cfg.init,
-            stabilize=cfg.stabilize,
-            rewire=cfg.rewire,
-            generator=torch.Generator().manual_seed(init_seed),
-            tries=cfg.stabilize_tries,
-        )
-    return model
+        init_model_(model, base=base, stabilize=cfg.stabilize, rewire=cfg.rewire,
+                    generator=torch.Generator().manual_seed(init_seed), tries=cfg.stabilize_tries)
+    return model, base
 
 
-def pretrain_hook(cfg: TrialConfig, model: torch.nn.Module, data, device: str) -> dict[str, Any] | None:
-    """Methods that change the model before main training (Sup-Walsh) do it here."""
-    if getattr(cfg, "method", None) != "sup_walsh":
-        return None
-    from seedbench.train.supwalsh_trial import supwalsh_pretraining
+def divergence_rules(cfg: TrialConfig):
+    from seedbench.train.loop import DivergenceRules
 
-    return supwalsh_pretraining(cfg, model, data, device)
+    return DivergenceRules.from_config(cfg.stop_rule or "accuracy", cfg.stop_min_acc, cfg.stop_acc_after_epoch)
 
 
-def write_record(out_dir: Path, record: dict[str, Any]) -> None:
-    """Write run.json atomically: readers see the old or the new record, never half of one."""
-    tmp = out_dir / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=str))
-    os.replace(tmp, out_dir / RUN_FILE)
+def run_trial(
+    cfg: TrialConfig,
+    out_dir: str | Path,
+    method: Method | str | None = None,
+    placement: Placement | dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Run one trial and record it in `out_dir` (run.json, epochs.jsonl, traceback.txt on failure).
 
+    `cfg` is validated again through the method (lr and stop rule filled from the method's defaults).
+    """
+    import torch
 
-def run_trial(cfg: TrialConfig, out_dir: Path, lr: float | None = None, run_id: str | None = None) -> dict[str, Any]:
-    """Run one trial and record it in `out_dir` (run.json, epochs.jsonl, traceback.txt on failure)."""
+    from seedbench import __version__
+    from seedbench.registry import get_method, loaded_plugins
+
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lr = lr if lr is not None else cfg.lr
-    record: dict[str, Any] = {
-        "run_id": run_id,
-        "method": getattr(cfg, "method", None),
-        "config": cfg.model_dump(),
-        "lr": lr,
-        "status": "running",
-        "host": socket.gethostname(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "started_at": time.time(),
-    }
+    method = get_method(method) if isinstance(method, str) else (method or method_of(cfg))
+    cfg = method.resolve(cfg.model_dump())
+    place = placement if isinstance(placement, Placement) else Placement(**(placement or {}))
+    record = RunRecord(
+        run_id=run_id, method=method.name, config=cfg.model_dump(), lr=cfg.lr, framework=cfg.framework,
+        host=socket.gethostname(), python=platform.python_version(), torch=torch.__version__, seedbench=__version__,
+        started_at=time.time(), placement=place.model_dump(), plugins=loaded_plugins() or None,
+    )
     write_record(out_dir, record)
     epochs_path = out_dir / EPOCHS_FILE
-    if epochs_path.exists():  # a retried run starts its curve afresh
-        epochs_path.unlink()
+    epochs_path.unlink(missing_ok=True)  # a retried run starts its curve afresh
     (out_dir / TRACEBACK_FILE).unlink(missing_ok=True)  # and drops the traceback of a failed earlier try
     try:
-        if lr is None:
-            raise ValueError("no learning rate: set lr in the config or in machinable.yaml's learning_rates")
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        device = resolve_device(cfg.device)
-        seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
-        data = load_dataset(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.limit_train)
-        data = resize_dataset(data, cfg.image_size, cfg.grayscale)
-        model = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"]).to(device)
-        record["pretraining"] = pretrain_hook(cfg, model, data, device)
-        optimizer = make_optimizer(model.parameters(), lr, cfg, seeds["method"])
-        settings = TrainSettings(
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            data_seed=seeds["data"],
-            augment_seed=seeds["augment"],
-            augment=cfg.augment,
-            device=device,
-            divergence=DivergenceRules(enabled=cfg.diverge_stop),
-            metrics_path=epochs_path,
-        )
-        result = train(model, optimizer, data, settings)
-        record.update(result)
-        record.update({"D": count_parameters(model), "device": device, "seeds": seeds})
+        result = _train(cfg, method, place, epochs_path, record)
+        for key, value in result.items():
+            setattr(record, key, value)
     except (KeyboardInterrupt, SystemExit) as exc:
         # stopped from outside (Ctrl-C; Ray ending the task of a driver that died): not the cell's fault,
         # so not "failed" - the next run of the sweep redoes it
-        record.update({"status": "interrupted", "error": f"{type(exc).__name__}: {exc}"})
+        record.status, record.error = "interrupted", f"{type(exc).__name__}: {exc}"
         raise
     except BaseException as exc:
         (out_dir / TRACEBACK_FILE).write_text(traceback.format_exc())
-        record.update({"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        record["finished_at"] = time.time()
-        record["seconds"] = record["finished_at"] - record["started_at"]
+        record.finished_at = time.time()
+        record.seconds = record.finished_at - (record.started_at or record.finished_at)
         write_record(out_dir, record)
-    return record
+    return record.model_dump()
+
+
+def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path, record: RunRecord) -> dict[str, Any]:
+    import torch
+
+    from seedbench.data import load_dataset
+    from seedbench.data.transforms import resize_dataset
+    from seedbench.models import count_parameters
+    from seedbench.registry import get_model
+    from seedbench.seeding import stream_seeds
+    from seedbench.train.loop import TrainSettings, train
+
+    if place.num_threads:
+        torch.set_num_threads(place.num_threads)
+    device = resolve_device(place.device)
+    seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
+    data = load_dataset(cfg.dataset, place.data_dir, cfg.val_size, cfg.limit_train)
+    data = resize_dataset(data, cfg.image_size, cfg.grayscale)
+    model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"])
+    record.init_applied, record.seeds, record.device = init_applied, seeds, device
+    record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
+    if cfg.framework == "tensorflow":
+        from seedbench.train.tf_runner import train_tensorflow
+
+        return train_tensorflow(
+            method.name, cfg.model_dump(), cfg.model, data, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            data_seed=seeds["data"], augment_seed=seeds["augment"], method_seed=seeds["method"], init_seed=seeds["init"],
+            augment=cfg.augment, divergence=divergence_rules(cfg), metrics_path=epochs_path,
+            initial_weights=[p.detach().cpu().numpy() for p in model.parameters()],
+        )
+    model = model.to(device)
+    if method.prepare is not None:
+        record.prepare = method.prepare(cfg, model, data, device, seeds)
+    optimizer = method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"])
+    settings = TrainSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, data_seed=seeds["data"], augment_seed=seeds["augment"],
+        augment=cfg.augment, device=device, divergence=divergence_rules(cfg), metrics_path=epochs_path,
+    )
+    result = train(model, optimizer, data, settings)
+    result["D"] = count_parameters(model)
+    return result
+
+
+def run_cell(method: str, params: dict[str, Any], out_dir: str | Path, run_id: str | None = None) -> dict[str, Any]:
+    """What an engine's worker runs: plugins and placement come from the environment the driver set."""
+    from seedbench.registry import load_plugins_from_env, resolve_method
+
+    load_plugins_from_env()
+    found, _ = resolve_method(method)
+    placement = json.loads(os.environ.get(PLACEMENT_ENV) or "{}")
+    return run_trial(found.resolve(params), out_dir, found, placement, run_id)

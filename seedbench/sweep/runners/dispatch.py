@@ -31,11 +31,9 @@ from typing import Any
 from seedbench.sweep.runners.locking import try_cell_lock, wait_cell_lock
 from seedbench.sweep.runners.resources import Request, request_for
 
-RUN_FILE = "run.json"  # written by seedbench.train.trial.run_trial (not imported here: it pulls in torch)
-TRACEBACK_FILE = "traceback.txt"
-WORKER_FILE = "worker.json"  # in the run-record folder: which process/node ran the last attempt
-CACHED_MARKER = "cached"  # machinable's "finished" marker in the interface folder
-DEVICE_ENV = "SEEDBENCH_DEVICE"  # the device the engine assigned ("cuda" for a GPU cell, else "cpu")
+from seedbench.record import CACHED_MARKER, RUN_FILE, TRACEBACK_FILE, WORKER_FILE, read_record_dict, write_json_atomic
+
+from seedbench.config import DEVICE_ENV, PLACEMENT_ENV, PLUGIN_ENV  # noqa: F401 - engines import them from here
 FORWARDED_ENV_PREFIXES = ("SEEDBENCH_", "MACHINABLE_")
 
 # code-provenance manifests captured by this driver, per manifest module (see engine/execution.py)
@@ -73,6 +71,15 @@ def begin_sweep() -> None:
     MANIFESTS.clear()
 
 
+def forget_entry(entry: Any, directory: Path) -> None:
+    """Hide a half-materialised cell from the index and move its folder aside, so it is built afresh."""
+    from machinable import Index
+
+    Index.get().hide(entry.record_id)
+    if directory.exists():
+        os.replace(directory, directory.with_name(f"{directory.name}.broken-{int(time.time())}"))
+
+
 def prepare_cell(planned: Any, store: Path, project_dir: Path, override: dict[str, float] | None = None, env: dict[str, str] | None = None) -> PreparedCell | None:
     """Driver only, under the index lock: materialise the cell and prepare (or continue) its run-record.
 
@@ -85,7 +92,8 @@ def prepare_cell(planned: Any, store: Path, project_dir: Path, override: dict[st
     interface = planned.interface
     if interface.is_materialized() and os.path.exists(os.path.join(interface.local_directory(), CACHED_MARKER)):
         return None  # a concurrent sweep finished it since planning: reuse, and mint no second run-record
-    request = request_for(interface.config, override)
+    placement = planned.resolved.placement
+    request = request_for(placement.model_dump(), override)
     execution = SweepExecution(resources=request.ray_options())
     entry = execution.prepare_dispatch(interface)
     run_dir = os.path.abspath(uri_to_path(entry.local_uri or entry.storage_uri))
@@ -97,23 +105,13 @@ def prepare_cell(planned: Any, store: Path, project_dir: Path, override: dict[st
         "interface_dir": os.path.abspath(interface.local_directory()),
         "run_dir": run_dir,
         "threads": request.threads,
-        "env": dict(env if env is not None else forwarded_env()),
+        "env": {**dict(env if env is not None else forwarded_env()), PLACEMENT_ENV: placement.model_dump_json()},
     }
     return PreparedCell(planned.cell, request, job)
 
 
-def read_record(directory: str | Path) -> dict[str, Any]:
-    try:
-        record = json.loads((Path(directory) / RUN_FILE).read_text())
-        return record if isinstance(record, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+read_record = read_record_dict
+write_json = write_json_atomic
 
 
 def record_failure(interface_dir: str | Path, error: str, detail: str, cell: Any = None) -> None:
@@ -123,7 +121,7 @@ def record_failure(interface_dir: str | Path, error: str, detail: str, cell: Any
         return
     record = read_record(directory)
     if cell is not None and "config" not in record:  # it never started: say which cell this is
-        record.update({"method": cell.method, "config": {"model": cell.model, "dataset": cell.dataset, "seed": cell.seed}})
+        record.update({"method": cell.method, "config": {"model": cell.model, "dataset": cell.dataset, **cell.seed_values}})
     record.update({"status": "failed", "error": error, "finished_at": time.time()})
     write_json(directory / RUN_FILE, record)
     (directory / TRACEBACK_FILE).write_text(detail if detail.endswith("\n") else detail + "\n")

@@ -129,3 +129,15 @@ def check_feasible(requests: Mapping[Request, Iterable[str]], nodes: list[Mappin
             f"{first}{more} requests {request.describe()}, which no node of the Ray cluster can ever provide "
             f"(nodes: {offered}); change the preset or --resources, or start a node that declares it"
         )
+
+
+def check_local(requests: Mapping[Request, Iterable[str]]) -> None:
+    """The local engine runs cells one after another in this process: it has CPUs and maybe a GPU, nothing else."""
+    for request, labels in requests.items():
+        custom = [k for k, _ in request.custom]
+        if custom:
+            first = next(iter(labels), "a cell")
+            raise ConfigError(
+                f"{first} requests resource(s) {', '.join(custom)}, which the local engine does not have; "
+                "use --engine ray with a node that declares them, or drop them from --resources / the preset"
+            )

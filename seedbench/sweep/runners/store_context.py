@@ -49,3 +49,26 @@ def open_store(store: str | os.PathLike | None = None) -> Iterator[Path]:
         if database:
             stack.enter_context(Index({"database": database}))
         yield directory
+
+
+MIN_FREE_BYTES = 64 * 1024**2  # below this a sweep would fail half-way through writing its records
+
+
+def check_store_writable(store: str | os.PathLike | None) -> Path:
+    """Refuse, in one line and before anything is written, a store that is read-only, not a folder or full."""
+    import shutil
+
+    from seedbench.errors import StoreError
+
+    directory = store_dir(store)
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StoreError(f"store {directory}: {probe} is a file, not a folder; pass --store with a folder path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StoreError(f"store {directory}: {probe} is read-only for this user; make it writable or pass --store DIR elsewhere")
+    free = shutil.disk_usage(probe).free
+    if free < MIN_FREE_BYTES:
+        raise StoreError(f"store {directory}: the disk is full ({free // 1024**2} MiB free); free space or pass --store DIR on another disk")
+    return directory

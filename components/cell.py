@@ -1,0 +1,43 @@
+"""The one machinable Interface every cell runs through, whatever its method.
+
+Its config is the method's name and the method's fully resolved config (validated and completed on
+the driver by seedbench.sweep.plan), so a cell's identity is its science and nothing else: placement
+(device, data directory, threads, resources) travels with the task, not in the config. Built-in
+methods and a user's plugin methods go through this same file.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from machinable import Interface
+from pydantic import BaseModel, ConfigDict
+
+
+class Cell(Interface):
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        method: str
+        params: dict[str, Any]
+
+    def on_seeding(self) -> bool:
+        """Global RNGs get the run seed too; training itself uses the per-stream generators."""
+        import numpy as np
+        import torch  # here, not at the top: the driver builds every cell's config and must not pay for torch
+
+        seed = int(self.config.params.get("seed", 0))
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        return True
+
+    def __call__(self) -> None:
+        from omegaconf import OmegaConf
+
+        from seedbench.train.trial import run_cell
+
+        params = OmegaConf.to_container(self.config.params, resolve=True)
+        run_cell(str(self.config.method), params, Path(self.local_directory()), run_id=self.uuid)

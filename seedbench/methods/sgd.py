@@ -1,0 +1,36 @@
+"""SGD: the baseline every other method is measured against (docs/methods.md, "SGD")."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from seedbench.config import TrialConfig
+from seedbench.methods.base import Method
+
+# The random-bases study's tuned rates (batch 32, single worker), docs/methods.md "Learning rates".
+TABLE1 = {"fc-mnist": 0.125, "fc-fmnist": 0.25, "fc-cifar10": 0.0078125, "cnn-mnist": 0.03125, "cnn-fmnist": 0.0625, "cnn-cifar10": 0.015625}
+
+
+class SGDConfig(TrialConfig):
+    momentum: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+def sgd_optimizer(params, lr: float, cfg: SGDConfig, seed: int):
+    import torch
+
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+SGD = Method(
+    name="sgd",
+    config=SGDConfig,
+    optimizer=sgd_optimizer,
+    learning_rates={"table1": TABLE1, "default": {"fc-digits": 0.05, "cnn-digits": 0.1, "*": 0.05}},
+    presets={"momentum": {"momentum": 0.9}},
+    stop_rule="accuracy",
+    arm_keys=("momentum", "weight_decay"),
+    packable=True,
+    frameworks=("torch", "tensorflow"),
+    description="plain minibatch SGD (optional momentum and weight decay)",
+)

@@ -1,0 +1,151 @@
+"""The run folder: its file names, the typed run record (run.json) and how to read and write it.
+
+Training writes the record, the engines read it to learn a cell's outcome, `seedbench status` counts
+it, and the store turns it into the `runs` view, whose typed columns are derived from `RunRecord`.
+All of them use this module, so the record has one definition. Torch-free: the driver and the store
+import it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+RUN_FILE = "run.json"
+EPOCHS_FILE = "epochs.jsonl"
+TRACEBACK_FILE = "traceback.txt"
+WORKER_FILE = "worker.json"  # in the run-record folder: which process/node ran the last attempt
+CACHED_MARKER = "cached"  # machinable's "finished" marker in the interface folder
+
+Status = Literal["running", "finished", "diverged", "failed", "interrupted"]
+STATUSES: tuple[str, ...] = ("running", "finished", "diverged", "failed", "interrupted")
+
+
+class RunRecord(BaseModel):
+    """One cell's run. Optimizer diagnostics and method summaries ride along as extra keys."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    run_id: str | None = None
+    method: str | None = None
+    arm: str | None = None  # what the arm did, in words (seedbench.methods.base.Method.arm_label)
+    config: dict[str, Any] = {}
+    lr: float | None = None
+    status: Status = "running"
+    reason: str | None = None
+    error: str | None = None
+    init_applied: str | None = None  # the initializer that really ran ("default": the framework's own)
+    framework: str | None = None
+    host: str | None = None
+    python: str | None = None
+    torch: str | None = None
+    seedbench: str | None = None
+    device: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    seconds: float | None = None
+    train_seconds: float | None = None
+    epochs_completed: int | None = None
+    train_loss: float | None = None
+    train_acc: float | None = None
+    val_loss: float | None = None
+    val_acc: float | None = None
+    best_val_acc: float | None = None
+    best_epoch: int | None = None
+    val_acc_last10: float | None = None
+    test_loss: float | None = None
+    test_acc: float | None = None
+    images_per_s: float | None = None
+    D: int | None = None
+    seeds: dict[str, int] | None = None
+    placement: dict[str, Any] | None = None  # where it ran: not identity
+    plugins: list[dict[str, str]] | None = None
+    prepare: dict[str, Any] | None = None  # the method's model hook summary (e.g. Sup-Walsh pretraining)
+    pack_size: int | None = None  # provenance of packed training, not identity
+    pack_id: str | None = None
+
+
+# Keys of the record that the `runs` view shows at top level; a config key of the same name is
+# shown as config_<key>. Containers (config, seeds, placement, ...) are not columns of their own.
+_CONTAINERS = {"config", "seeds", "placement", "plugins", "prepare"}
+TOP_LEVEL_KEYS: tuple[str, ...] = tuple(k for k in RunRecord.model_fields if k not in _CONTAINERS) + ("seeds",)
+
+
+class CorruptRecord(ValueError):
+    """run.json is missing, truncated or not a record; the message is the one-line reason."""
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf are not JSON: stored as strings ("nan", "inf") so every tool can read the record."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Readers see the old or the new file, never half of one (tmp file + rename in the same folder)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(_jsonable(data), indent=1, default=str))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_record(directory: Path, record: RunRecord | dict[str, Any]) -> None:
+    data = record.model_dump(exclude_none=False) if isinstance(record, RunRecord) else dict(record)
+    write_json_atomic(Path(directory) / RUN_FILE, data)
+
+
+def read_record_dict(directory: str | Path) -> dict[str, Any]:
+    """The raw record as a dict; {} when it is missing or unreadable (callers that must tell use read_record)."""
+    try:
+        data = json.loads((Path(directory) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_record(directory: str | Path) -> RunRecord:
+    """The typed record; CorruptRecord (one line) when it is missing, truncated or malformed."""
+    path = Path(directory) / RUN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CorruptRecord(f"{path}: missing") from None
+    except (OSError, ValueError) as exc:
+        raise CorruptRecord(f"{path}: unreadable ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise CorruptRecord(f"{path}: not a JSON object")
+    try:
+        return RunRecord.model_validate(_finite_strings(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise CorruptRecord(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def _finite_strings(data: dict[str, Any]) -> dict[str, Any]:
+    """The strings "nan"/"inf" that training writes for non-finite metrics, back to floats."""
+    out = dict(data)
+    for key, field in RunRecord.model_fields.items():
+        value = out.get(key)
+        if isinstance(value, str) and field.annotation in (float | None,) and value.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            out[key] = float(value)
+    return out
+
+
+def is_complete(directory: str | Path) -> bool:
+    """A record that says the run ended (finished or diverged) and parses: safe to reuse."""
+    try:
+        return read_record(directory).status in ("finished", "diverged")
+    except CorruptRecord:
+        return False
