@@ -221,3 +221,91 @@ def plot_curves(
         ax.legend(fontsize="small", title=by)
         ax.grid(alpha=0.3)
     return _save(fig, out_path)
+
+
+# --------------------------------------------------------------------------------------------
+# across tasks: performance profiles and critical-difference diagrams
+
+
+def plot_profile(
+    df: pd.DataFrame,
+    metric: str,
+    by: str,
+    out_path: str | Path,
+    *,
+    tasks: Sequence[str] = ("model", "dataset"),
+    status_col: str = "status",
+    title: str | None = None,
+) -> Path:
+    """Performance profiles (Agarwal et al. 2021): fraction of runs above tau per arm, with 95% bands.
+
+    The fraction is averaged over tasks; the band is a stratified bootstrap over each task's runs.
+    A curve that lies above another everywhere dominates it on every threshold, which one mean
+    cannot show.
+    """
+    from seedbench.analysis.aggregate import performance_profile
+
+    output_format(out_path)
+    profile = performance_profile(df, metric, by, tasks, status_col=status_col)
+    fig, (ax,) = _facets(1, title or f"performance profile of {metric}\nover {' x '.join(tasks)} tasks, 95% bands")
+    for i, (arm, curve) in enumerate(profile.groupby(by, sort=True)):
+        color = f"C{i % 10}"
+        ax.plot(curve["tau"], curve["fraction"], color=color, label=str(arm))
+        ax.fill_between(curve["tau"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.2, lw=0)
+    ax.set_xlabel(f"{metric} threshold tau")
+    ax.set_ylabel(f"fraction of runs with {metric} > tau")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize="small", title=by)
+    ax.grid(alpha=0.3)
+    return _save(fig, out_path)
+
+
+def plot_cd(
+    df: pd.DataFrame,
+    metric: str,
+    by: str,
+    out_path: str | Path,
+    *,
+    tasks: Sequence[str] = ("model", "dataset"),
+    alpha: float = 0.05,
+    status_col: str = "status",
+    title: str | None = None,
+) -> Path:
+    """Demsar's (2006) critical-difference diagram: average ranks over tasks, bars join arms not shown different.
+
+    Needs >= 3 arms ranked over >= 3 tasks that every arm ran (friedman_nemenyi raises a
+    one-line ConfigError otherwise). The Friedman p-value and the CD are printed on the plot.
+    """
+    from seedbench.analysis.aggregate import friedman_nemenyi
+
+    output_format(out_path)
+    test = friedman_nemenyi(df, metric, by, tasks, alpha=alpha, status_col=status_col)
+    k = len(test.arms)
+    fig = Figure(figsize=(max(6.0, 1.1 * k + 3), 2.2 + 0.32 * k), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    order = sorted(test.arms, key=lambda a: test.avg_ranks[a])
+    ax.set_xlim(k + 0.3, 0.7)  # rank 1 (best) on the right, as in Demsar's figures
+    ax.set_ylim(-(math.ceil(k / 2) * 0.55 + 0.6), 2.2)
+    ax.axhline(0, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0, 0.15], color="black", lw=1)
+        ax.text(r, 0.3, str(r), ha="center", va="bottom", fontsize="small")
+    ax.plot([1, 1 + test.cd], [1.5, 1.5], color="tab:red", lw=2)
+    ax.text(1 + test.cd / 2, 1.65, f"CD = {test.cd:.2f}", ha="center", va="bottom", fontsize="small", color="tab:red")
+    half = math.ceil(k / 2)
+    for i, arm in enumerate(order):
+        rank = test.avg_ranks[arm]
+        left = i < half
+        y = -(i if left else k - 1 - i) * 0.55 - 0.6
+        x_text = 0.75 if left else k + 0.25
+        ax.plot([rank, rank, x_text], [0, y, y], color="black", lw=0.8)
+        ax.text(x_text, y, f" {arm} ({rank:.2f}) ", ha="left" if left else "right", va="center", fontsize="small")
+    for j, clique in enumerate(test.cliques()):
+        lo, hi = test.avg_ranks[clique[0]], test.avg_ranks[clique[-1]]
+        ax.plot([lo - 0.03, hi + 0.03], [-0.25 - 0.18 * j] * 2, color="tab:blue", lw=4, solid_capstyle="round")
+    ax.axis("off")
+    dropped = f", {test.dropped_tasks} incomplete task(s) left out" if test.dropped_tasks else ""
+    fig.suptitle(title or f"{metric}: average rank over {test.n_tasks} tasks (1 = best)\nFriedman p = {test.friedman_p:.3g}, "
+                 f"Nemenyi alpha = {alpha:g}{dropped}", fontsize="medium")
+    return _save(fig, out_path)
