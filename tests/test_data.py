@@ -162,3 +162,35 @@ def test_real_fashion_mnist_autodetected():
     assert data.x_train.shape == (50_000, 1, 28, 28) and data.x_val.shape == (10_000, 1, 28, 28)
     assert data.x_test.shape == (10_000, 1, 28, 28)
     assert sorted(data.y_test.unique().tolist()) == list(range(10))
+
+
+def test_digits_resize_matches_torch_bilinear():
+    """digits are resized in numpy (no torch at plan time) with torch's formula: the same pixels.
+
+    torch's own CPU kernel rounds differently without FMA units (then a pixel may move by one grey
+    level); with AVX2/AVX-512 it is the reference the numpy version reproduces bit for bit.
+    """
+    from sklearn.datasets import load_digits
+
+    from seedbench.data.builtin import resize_bilinear
+
+    images = load_digits().images.astype(np.float32) / 16.0
+    ours = resize_bilinear(images, 28)
+    theirs = torch.nn.functional.interpolate(torch.from_numpy(images).unsqueeze(1), size=(28, 28), mode="bilinear", align_corners=False)
+    theirs = theirs.squeeze(1).numpy()
+    to_pixels = lambda a: np.round(np.clip(a, 0, 1) * np.float32(255)).astype(np.int16)  # noqa: E731
+    assert np.abs(to_pixels(ours) - to_pixels(theirs)).max() <= 1
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        assert np.array_equal(ours, theirs)
+
+
+def test_digits_file_matches_scikit_learn():
+    from sklearn.datasets import load_digits
+
+    from seedbench.data.builtin import locate_digits
+    from seedbench.data.registry import get_dataset_spec
+
+    raw = get_dataset_spec("digits").load(locate_digits())
+    bunch = load_digits()
+    assert sorted(np.concatenate([raw.y_train, raw.y_test]).tolist()) == sorted(bunch.target.tolist())
+    assert len(raw.x_train) + len(raw.x_test) == len(bunch.images)

@@ -6,7 +6,12 @@ augmentation randomness is a separate stream from weights and data order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+from seedbench.data.registry import DatasetSpec, get_dataset_spec
+from seedbench.errors import ConfigError
 
 
 def random_crop(batch: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -41,19 +46,53 @@ def per_image_standardize(batch: torch.Tensor) -> torch.Tensor:
     return ((flat - mean) / std).view_as(batch)
 
 
-class Augmenter:
-    """The study's train-time augmentation for one dataset; `eval_transform` is what evaluation sees."""
+def mnist_augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """MNIST-like 28x28: zero-pad to 34, crop back to 28 at a random offset, brightness +-0.5."""
+    return random_brightness(random_crop(batch, 3, generator), 0.5, generator)
 
-    def __init__(self, dataset: str, generator: torch.Generator):
-        self.dataset = dataset
+
+def cifar10_augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """CIFAR-10: zero-pad to 40, crop 32, random horizontal flip, then per-image standardisation."""
+    return per_image_standardize(random_hflip(random_crop(batch, 4, generator), generator))
+
+
+def _identity(batch: torch.Tensor) -> torch.Tensor:
+    return batch
+
+
+# Augmentations a DatasetSpec can name: (train-time transform, what evaluation sees). The names must
+# match seedbench.data.registry.BUILTIN_AUGMENTATIONS (tests keep them equal).
+AUGMENTATIONS: dict[str, tuple[Callable[[torch.Tensor, torch.Generator], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "mnist": (mnist_augment, _identity),
+    "cifar10": (cifar10_augment, per_image_standardize),
+}
+
+
+class Augmenter:
+    """The train-time augmentation a dataset's spec declares; `eval_transform` is what evaluation sees.
+
+    The augmentation comes from the registered DatasetSpec, never from the dataset's name, so a new
+    dataset does not silently get MNIST's. A spec whose augmentation is a callable gets it at train
+    time and unchanged images at evaluation; a spec without one cannot be augmented (ConfigError,
+    which the sweep planner raises before any cell runs).
+    """
+
+    def __init__(self, dataset: str | DatasetSpec, generator: torch.Generator):
+        spec = get_dataset_spec(dataset) if isinstance(dataset, str) else dataset
+        self.dataset = spec.name
         self.generator = generator
+        augmentation = spec.augmentation
+        if augmentation is None:
+            raise ConfigError(f"dataset {spec.name!r} declares no augmentation; set augment=false or register the dataset with one")
+        if isinstance(augmentation, str):
+            if augmentation not in AUGMENTATIONS:
+                raise ConfigError(f"dataset {spec.name!r}: unknown augmentation {augmentation!r}; choose one of {', '.join(sorted(AUGMENTATIONS))}")
+            self._train, self._eval = AUGMENTATIONS[augmentation]
+        else:
+            self._train, self._eval = augmentation, _identity
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        if self.dataset == "cifar10":
-            batch = random_hflip(random_crop(batch, 4, self.generator), self.generator)
-            return per_image_standardize(batch)
-        # MNIST-like 28x28: pad to 34, crop 28, brightness +-0.5
-        return random_brightness(random_crop(batch, 3, self.generator), 0.5, self.generator)
+        return self._train(batch, self.generator)
 
     def eval_transform(self, batch: torch.Tensor) -> torch.Tensor:
-        return per_image_standardize(batch) if self.dataset == "cifar10" else batch
+        return self._eval(batch)
