@@ -106,6 +106,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from seedbench.analysis.stats import variance_study
     from seedbench.analysis.tables import table1, variance_table
 
+    if args.html:
+        return _report_html(args)
     runs = _frame(args)
     if runs.empty:
         raise SeedbenchError("the store holds no runs (matching --where); run `seedbench sweep` first")
@@ -130,6 +132,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_html(args: argparse.Namespace) -> int:
+    """`report --html FILE`: the output path is checked before the store is read or anything computed."""
+    from seedbench.analysis.html import build_report, check_output_path
+
+    from seedbench.sweep.runners.store_context import store_dir
+
+    path = check_output_path(args.html)
+    runs = _frame(args)
+    if runs.empty:
+        raise SeedbenchError("the store holds no runs (matching --where); run `seedbench sweep` first")
+    _check(runs, [args.metric], "--metric")
+    by = _columns(args.by) or ["method"]
+    tasks = _columns(args.within) if args.within is not None else [c for c in ("model", "dataset") if c not in by]
+    _check(runs, tasks, "--within")
+    frame, arm = _with_arm(runs, by)
+    html = build_report(frame, args.metric, arm, tasks, store_dir=store_dir(args.store), where=args.where,
+                        baseline=args.baseline, correction=args.correction, argv=["seedbench", *sys.argv[1:]])
+    path.write_text(html, encoding="utf-8")
+    Console(stderr=True).print(f"wrote {path}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from seedbench.analysis.stats import compare
 
@@ -142,12 +166,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
     frame, arm = _with_arm(runs, _columns(args.by))
     pair_on = None if args.unpaired else (args.pair_on or _pair_key(frame))
     result = compare(frame, args.metric, arm, within=within, pair_on=pair_on, correction=args.correction)
+    result["mde"] = _mde(result)
+    title = f"{args.metric}: pairwise comparisons by {args.by} (p-values {args.correction}-corrected across all rows; mde = smallest difference detectable at 80% power, alpha 0.05, at these n)"
+    if args.equivalence is not None:
+        from seedbench.analysis.aggregate import equivalence
+
+        tost = equivalence(frame, args.metric, arm, within, margin=args.equivalence, correction=args.correction)
+        result = result.merge(tost.drop(columns=["margin"]), on=[*within, "arm_a", "arm_b"], how="left", validate="one_to_one")
+        title += f"; TOST equivalence within +-{args.equivalence:g}, {args.correction}-corrected"
     if args.format == "terminal" and not args.all_columns:
-        keep = [*within, "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high",
-                "welch_p_adj", "mwu_p_adj", "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj", "wilcoxon_p_adj"]
+        keep = [*within, "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high", "mde",
+                "welch_p_adj", "mwu_p_adj", "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj", "wilcoxon_p_adj",
+                "tost_p_adj", "equivalent"]
         result = result[[c for c in keep if c in result.columns]]
-    _emit(result, args.format, f"{args.metric}: pairwise comparisons by {args.by} (p-values {args.correction}-corrected across all rows)", args.output)
+    _emit(result, args.format, title, args.output)
     return 0
+
+
+def _mde(result: pd.DataFrame) -> list[float]:
+    """Minimal detectable |difference| per row at its n and pooled SD (two-sided t-test, alpha 0.05, power 0.8).
+
+    Shown so that a non-significant difference reads as "smaller than about mde, or not detectable
+    with these seeds" rather than "no difference".
+    """
+    import math
+
+    from seedbench.analysis.power import minimal_detectable_effect
+
+    out = []
+    for n_a, n_b, s_a, s_b in zip(result["n_a"], result["n_b"], result["std_a"], result["std_b"]):
+        if n_a < 2 or n_b < 2 or math.isnan(s_a) or math.isnan(s_b):
+            out.append(math.nan)
+            continue
+        sd = math.sqrt(((n_a - 1) * s_a**2 + (n_b - 1) * s_b**2) / (n_a + n_b - 2))
+        out.append(minimal_detectable_effect(int(n_a), int(n_b), sd))
+    return out
 
 
 def _pair_key(frame: pd.DataFrame) -> str:
@@ -158,10 +211,24 @@ def _pair_key(frame: pd.DataFrame) -> str:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from seedbench.analysis.plots import plot_curves, plot_distribution
+    from seedbench.analysis.plots import output_format, plot_cd, plot_curves, plot_distribution, plot_profile
 
+    try:
+        output_format(args.output)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     within = _columns(args.within)
-    if args.kind == "curve":
+    if args.kind in ("profile", "cd"):
+        runs = _frame(args)
+        if runs.empty:
+            raise SeedbenchError("no runs to plot (matching --where)")
+        by = _columns(args.by)
+        tasks = within or [c for c in ("model", "dataset") if c not in by]
+        _check(runs, [args.metric, *tasks], "--metric/--within")
+        frame, arm = _with_arm(runs, by)
+        draw = plot_profile if args.kind == "profile" else plot_cd
+        path = draw(frame, args.metric, arm, args.output, tasks=tasks)
+    elif args.kind == "curve":
         epochs = _frame(args, "epochs")
         if epochs.empty:
             raise SeedbenchError("no per-epoch records to plot (matching --where)")
@@ -193,6 +260,7 @@ def add_parsers(sub) -> None:
         "--baseline METHOD: the random-bases Table 1 layout (methods as columns, 'mean +- std (ratio to baseline)'). "
         "--study variance: per arm mean, std, min, max and the Brown-Forsythe test against the baseline arm, corrected.",
         epilog="examples:\n  seedbench report\n  seedbench report --baseline sgd --metric val_acc --format latex\n"
+        "  seedbench report --html study.html --metric test_acc --where \"dataset = 'digits'\"\n"
         "  seedbench report --study variance --by init,stabilize,rewire --within model,dataset --metric test_acc",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -206,6 +274,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--correction", default="holm", help="multiple-comparison correction: holm (default), fdr_bh, bonferroni, ...")
     p.add_argument("--format", choices=FORMATS, default="terminal")
     p.add_argument("-o", "--output", help="write the table to this file instead of the terminal")
+    p.add_argument("--html", metavar="FILE", help="write one self-contained HTML study report (tables, corrected comparisons, "
+                   "embedded plots, variance decomposition where the design allows, provenance); --by sets the arms (default method), "
+                   "--within the tasks (default model,dataset)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
@@ -224,19 +295,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--unpaired", action="store_true", help="skip the paired tests even where arms share seeds")
     p.add_argument("--pair-on", help="column that pairs runs across arms (default: init_seed when the study varies only it, else seed)")
     p.add_argument("--all-columns", action="store_true", help="show every statistic in the terminal table")
+    p.add_argument("--equivalence", type=float, metavar="MARGIN", help="also test equivalence within +-MARGIN (metric units) by TOST, corrected like the rest")
     p.add_argument("--format", choices=FORMATS, default="terminal")
     p.add_argument("-o", "--output", help="write the table to this file")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
         "plot", help="across-seed distributions per arm, or learning curves with CI bands",
-        description="box/violin/strip/ecdf: one point per seed per arm; curve: mean per epoch with a 95%% t-interval band over seeds.",
+        description="box/violin/strip/ecdf: one point per seed per arm; curve: mean per epoch with a 95%% t-interval band over seeds; "
+        "profile: fraction of runs above each threshold, over tasks, with stratified-bootstrap bands; cd: Demsar's critical-difference "
+        "diagram (Friedman test, Nemenyi CD).",
         epilog="examples:\n  seedbench plot --kind box --metric test_acc --by method --within model -o acc.png\n"
         "  seedbench plot --kind curve --metric val_acc --by model -o curves.svg",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
-    p.add_argument("--kind", choices=["box", "violin", "strip", "ecdf", "curve"], default="box")
+    p.add_argument("--kind", choices=["box", "violin", "strip", "ecdf", "curve", "profile", "cd"], default="box",
+                   help="profile: performance profile over tasks (--within = task columns, default model,dataset); "
+                   "cd: critical-difference diagram of average ranks (>= 3 arms on >= 3 tasks)")
     p.add_argument("--metric", default="test_acc")
     p.add_argument("--by", default="method", help="arm column(s) (default: method)")
     p.add_argument("--within", help="one panel per value of these columns")
