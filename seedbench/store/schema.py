@@ -55,11 +55,26 @@ class _Schema:
     run_types: dict[str, str]  # every `runs` column whose type the schema fixes
 
 
+def _method_configs() -> tuple[type, ...]:
+    """Every registered method's config class (plugins included), without duplicates.
+
+    The method registry (seedbench.registry) replaced seedbench.config.METHOD_CONFIGS; the fallback
+    keeps the store readable in a tree that still has the old dict.
+    """
+    try:
+        from seedbench.registry import get_method, method_names
+    except ImportError:
+        from seedbench.config import METHOD_CONFIGS  # type: ignore[attr-defined]
+
+        return tuple(METHOD_CONFIGS.values())
+    return tuple(dict.fromkeys(get_method(name).config for name in method_names(aliases=False)))
+
+
 def _schema() -> _Schema:
     """The schema follows the config registry (methods register their config classes at import)."""
-    from seedbench.config import METHOD_CONFIGS, TrialConfig
+    from seedbench.config import TrialConfig
 
-    return _build_schema(TrialConfig, tuple(METHOD_CONFIGS.values()))
+    return _build_schema(TrialConfig, _method_configs())
 
 
 @lru_cache(maxsize=4)

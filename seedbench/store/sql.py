@@ -1,7 +1,17 @@
-"""The `runs` and `epochs` views over the cache's shard files, and one-line explanations of SQL errors.
+"""The `runs` and `epochs` views over the cache's shard files, the read-only connection user SQL runs
+in, and one-line explanations of SQL errors.
 
-Views read the Parquet shards at query time (only the columns a query touches), so opening a store
-costs a directory scan, not a load. Declared columns are always present with their declared type.
+Two connections, two roles. A private *loader* connection holds views that read the Parquet shards
+(only seedbench's own fixed SQL ever runs there). User SQL - `seedbench query`, `--where`, every
+analysis command - runs in a *locked* connection that has no file system at all: DuckDB's own
+settings (`enable_external_access = false`, no extension autoload/autoinstall, no spilling, then
+`lock_configuration = true`) refuse COPY, EXPORT, ATTACH, INSTALL, LOAD, read_csv/read_text/
+read_parquet of any path, and any SET that would undo them. The views there read Arrow tables the
+loader handed over. The statement-type check is a second, independent layer.
+
+Why not views over the shard files with `allowed_paths`? DuckDB's allow-lists grant write access as
+well as read access: `COPY ... TO '<shard>' (USE_TMP_FILE false)` - even inside an EXPLAIN ANALYZE,
+which the statement check lets through - overwrote the store's own cache in DuckDB 2.0.0.
 """
 
 from __future__ import annotations
@@ -16,7 +26,23 @@ import duckdb
 from seedbench.errors import StoreError
 from seedbench.store.schema import EPOCH_COLUMNS, STRICT_RUN_COLUMNS, ordered, run_columns
 
-ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}  # SELECT covers DESCRIBE, SUMMARIZE, SHOW
+# SELECT covers DESCRIBE, SUMMARIZE, SHOW; an EXPLAIN passes when what it explains is one of these
+ALLOWED_STATEMENTS = frozenset({duckdb.StatementType.SELECT})
+# Settings of the connection user SQL runs in; lock_configuration must come last (it freezes the rest).
+LOCKED_SETTINGS = {
+    "enable_external_access": False,  # no files, no network: COPY, EXPORT, ATTACH, INSTALL, read_* all refused
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+    "python_enable_replacements": False,  # a query cannot reach the caller's Python variables
+    "temp_directory": "",  # no spill files: a query that does not fit in memory fails instead of writing
+    "lock_configuration": True,  # no SET/RESET/PRAGMA can change any of the above
+}
+# "EXPLAIN", "EXPLAIN ANALYZE", "EXPLAIN (FORMAT json)" and comments between them: what precedes the explained statement
+_GAP = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+_EXPLAIN_PREFIX = re.compile(rf"^{_GAP}EXPLAIN\b{_GAP}(?:ANALY[SZ]E\b{_GAP})?(?:\((?:[^()']|'[^']*')*\){_GAP})?", re.IGNORECASE | re.DOTALL)
 _UNKNOWN_COLUMN = (
     re.compile(r'Referenced column "([^"]+)" not found'),
     re.compile(r'does not have a column named "([^"]+)"'),
@@ -90,8 +116,21 @@ def _first_line(message: str) -> str:
     return _one_line(message.strip().split("\n", 1)[0])
 
 
+def locked_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that cannot touch files, extensions or its own settings (see LOCKED_SETTINGS)."""
+    return duckdb.connect(":memory:", config=dict(LOCKED_SETTINGS))
+
+
+def loader_connection() -> duckdb.DuckDBPyConnection:
+    """The private connection that reads the shard files; only seedbench's fixed SQL runs in it."""
+    return duckdb.connect(":memory:", config={"autoload_known_extensions": False, "autoinstall_known_extensions": False})
+
+
 def check_statement(sql: str, columns: dict[str, list[str]]) -> None:
-    """One read-only statement only: a query must never write files or change the session."""
+    """One read-only statement only: a query must never write files or change the session.
+
+    An EXPLAIN is allowed only around a SELECT: EXPLAIN ANALYZE runs the statement it explains.
+    """
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -99,10 +138,42 @@ def check_statement(sql: str, columns: dict[str, list[str]]) -> None:
     if len(statements) != 1:
         raise StoreError(f"give exactly one SQL statement (got {len(statements)}); {columns_hint(columns)}")
     kind = statements[0].type
+    if kind == duckdb.StatementType.EXPLAIN:
+        kind = _explained_kind(statements[0].query)
     if kind not in ALLOWED_STATEMENTS:
         raise StoreError(
             f"only SELECT queries are allowed (got {kind.name}); use `seedbench export` to write files; {columns_hint(columns)}"
         )
+
+
+def _explained_kind(text: str) -> duckdb.StatementType:
+    """The type of the statement an EXPLAIN wraps; EXPLAIN itself when it cannot be isolated (then refused)."""
+    match = _EXPLAIN_PREFIX.match(text)
+    if match is None:
+        return duckdb.StatementType.EXPLAIN
+    try:
+        inner = duckdb.extract_statements(text[match.end():])
+    except duckdb.Error:
+        return duckdb.StatementType.EXPLAIN
+    return inner[0].type if len(inner) == 1 else duckdb.StatementType.EXPLAIN
+
+
+def where_sql(where: str, columns: dict[str, list[str]] | None = None) -> str:
+    """A `--where` filter as one parenthesised SQL expression, or a one-line StoreError.
+
+    The text is parsed as a single expression and re-rendered from the parse tree, so it cannot
+    close the surrounding query, stack a statement (`1=1; COPY ...`), add a UNION, ORDER BY or
+    LIMIT, or comment out what follows it. Subqueries stay possible; they run read-only.
+    """
+    hint = f"; {columns_hint(columns)}" if columns else ""
+    if not where or not where.strip():
+        raise StoreError(f"--where is empty; give a condition such as \"status = 'finished' AND model = 'fc'\"{hint}")
+    try:
+        expression = duckdb.SQLExpression(where)
+    except duckdb.Error as exc:
+        reason = _first_line(str(exc)).removeprefix("Parser Error: ")
+        raise StoreError(f"--where must be one SQL condition, e.g. \"status = 'finished'\" ({reason}){hint}") from None
+    return f"({expression})"
 
 
 def explain(exc: duckdb.Error, columns: dict[str, list[str]]) -> StoreError:
@@ -117,6 +188,11 @@ def explain(exc: duckdb.Error, columns: dict[str, list[str]]) -> StoreError:
             close = difflib.get_close_matches(name, known, n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
             return StoreError(f"unknown column {name!r}{guess}; {hint}")
+    if isinstance(exc, duckdb.PermissionException) or "configuration has been locked" in message:
+        return StoreError(
+            f"refused: queries may only read the runs and epochs views, not files, extensions or settings "
+            f"({_first_line(message)}); use `seedbench export` to write files; {hint}"
+        )
     match = _UNKNOWN_TABLE.search(message)
     if match:
         return StoreError(f"unknown table {match.group(1)!r}: query the views runs and epochs; {hint}")
