@@ -176,6 +176,11 @@ def crossed_design(
             notes.append("the augment seed differs in every run: its variance is part of the residual")
             continue
         used.append(f)
+    if "augment" in used:
+        partner = next((f for f in used if f != "augment" and _aliased(levels["augment"], levels[f])), None)
+        if partner is not None:
+            used.remove("augment")
+            notes.append(f"the augment seed varies together with the {partner} seed: the {partner} component includes augmentation")
     for a, b in itertools.combinations(list(used), 2):
         if _aliased(levels[a], levels[b]):
             raise ConfigError(f"{a} and {b} seeds vary together{where}: each {a} seed goes with one {b} seed, so the design is "
