@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 from statsmodels.stats.multitest import multipletests
 
 SPENDING = ("obf", "pocock")
@@ -221,14 +221,26 @@ class SequentialDesign:
 
 
 def welch_z(a: np.ndarray, b: np.ndarray) -> float:
-    """Welch's t for a - b as a z-score with the same two-sided p-value; 0 when undefined."""
-    if len(a) < 2 or len(b) < 2:
+    """Welch's t for a - b as a z-score with the same two-sided p-value; 0 when undefined.
+
+    Written out with scipy.special (the t and normal distribution functions) instead of
+    scipy.stats.ttest_ind: the same numbers, at a small fraction of the cost, which matters in
+    simulations of thousands of studies; tests/test_study_sequential.py checks it against ttest_ind.
+    """
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
         return 0.0
-    with np.errstate(all="ignore"):
-        res = stats.ttest_ind(a, b, equal_var=False)
-    if not np.isfinite(res.pvalue):
+    va, vb = np.var(a, ddof=1) / na, np.var(b, ddof=1) / nb
+    se2 = va + vb
+    if not se2 > 0:
         return 0.0
-    return float(math.copysign(min(stats.norm.isf(res.pvalue / 2), Z_CAP), res.statistic))
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(se2)
+    df = se2**2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    half_p = special.stdtr(df, -abs(t))  # one tail: p / 2
+    if not np.isfinite(half_p):
+        return 0.0
+    z = Z_CAP if half_p <= 0 else min(float(-special.ndtri(half_p)), Z_CAP)
+    return math.copysign(z, t)
 
 
 def pair_fraction(n_a: int, n_b: int, max_seeds: int) -> float:
@@ -284,24 +296,16 @@ def repeated_p(zs: Sequence[float], fractions: Sequence[float], kind: str, final
     if not fr:
         return 1.0
 
-    def crosses(a: float) -> bool:
-        return bool(np.any(np.abs(z) >= boundaries(fr, a, kind)))
+    def margin(log_alpha: float) -> float:
+        """max_j |z_j| - c_j(alpha): increasing in alpha, zero where the boundaries are first touched."""
+        return float(np.max(np.abs(z) - boundaries(fr, math.exp(log_alpha), kind)))
 
-    hi = 0.999
-    if not crosses(hi):
+    lo, hi = math.log(1e-12), math.log(0.999)
+    if margin(hi) < 0:
         return 1.0
-    lo = 1e-12
-    if crosses(lo):
-        return lo
-    for _ in range(40):  # bisection on log alpha: 40 halvings of a 27-decade range ~ 1e-10 relative
-        mid = math.sqrt(lo * hi)
-        if crosses(mid):
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-6:
-            break
-    return hi
+    if margin(lo) >= 0:
+        return 1e-12
+    return math.exp(optimize.brentq(margin, lo, hi, xtol=1e-9))
 
 
 def holm_sequential(
@@ -415,7 +419,7 @@ def run_until_decided(
         runs = runs.drop_duplicates(subset=[by, seed_col], keep="last")
         done = n
         final = look == len(design.looks)
-        values = {arm: _values(runs, by, arm, metric, status_col) for arm in arms}
+        values = _arm_values(runs, by, arms, metric, status_col)
         for a, b in pairs:
             z_hist[(a, b)].append(welch_z(values[a], values[b]))
             t_hist[(a, b)].append(pair_fraction(len(values[a]), len(values[b]), max_seeds))
@@ -449,7 +453,10 @@ def run_until_decided(
     return SequentialResult(design, arms, metric, by, look, done, stopped, table, pd.DataFrame(history), runs)
 
 
-def _values(runs: pd.DataFrame, by: str, arm: Any, metric: str, status_col: str) -> np.ndarray:
-    part = _finished(runs[runs[by].astype(object) == arm], status_col)
+def _arm_values(runs: pd.DataFrame, by: str, arms: Sequence[Any], metric: str, status_col: str) -> dict[Any, np.ndarray]:
+    """Finite metric values of each arm's finished runs."""
+    part = _finished(runs, status_col)
     x = pd.to_numeric(part[metric], errors="coerce").to_numpy(dtype=float)
-    return x[np.isfinite(x)]
+    labels = part[by].to_numpy(dtype=object)
+    ok = np.isfinite(x)
+    return {arm: x[ok & (labels == arm)] for arm in arms}
