@@ -37,7 +37,11 @@ class Cell(Interface):
     def __call__(self) -> None:
         from omegaconf import OmegaConf
 
+        from seedbench.sweep.runners.dispatch import contained
         from seedbench.train.trial import run_cell
 
         params = OmegaConf.to_container(self.config.params, resolve=True)
-        run_cell(str(self.config.method), params, Path(self.local_directory()), run_id=self.uuid)
+        directory = Path(self.local_directory())
+        # a failure is recorded in the folder (status, traceback.txt) and reported by the engine in one line;
+        # letting it through would make machinable print the whole traceback on the terminal
+        contained(lambda: run_cell(str(self.config.method), params, directory, run_id=self.uuid), directory)

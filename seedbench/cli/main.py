@@ -84,6 +84,8 @@ def sweep_spec_from_args(args: argparse.Namespace):
         spec.store = args.store
     if args.data_dir:
         spec.data_dir = args.data_dir
+    if args.pack is not None:
+        spec.pack = args.pack
     if args.engine:
         spec.engine = args.engine
     elif args.ray_address:
@@ -96,12 +98,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = sweep_spec_from_args(args)
     console = _console()
+    if args.dry_run:
+        from seedbench.sweep.run import dry_run
+
+        plan = dry_run(spec, retry_failed=args.retry_failed, resources=args.resources)
+        console.print(plan.describe())
+        return 0
     summary = run_sweep(spec, retry_failed=args.retry_failed, quiet=args.quiet, engine=spec.engine, address=args.ray_address,
                         resources=args.resources, argv=sys.argv[1:])
     console.print(
         f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}), "
         f"reused {summary.reused}, failed {len(summary.failed)}"
         + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
+        + (f", in {len(summary.packs)} packs of {min(summary.packs)}-{max(summary.packs)} seeds" if summary.packs else "")
         + f" in {summary.seconds:.1f} s on the {summary.engine} engine  [dim]store: {summary.store}[/]"
     )
     for label, error in summary.failed:
@@ -213,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "ray"], help="local: one cell after another in this process (default); ray: every cell a Ray task")
     p.add_argument("--ray-address", metavar="auto|HOST:PORT", help="join a running Ray cluster (implies --engine ray); default: start a local Ray sized to this machine")
     p.add_argument("--resources", metavar="JSON", help='per-cell resources overriding the presets, e.g. \'{"num_gpus": 0.25}\' or \'{"num_cpus": 2, "IPU": 1}\' (identity unchanged)')
+    p.add_argument("--pack", metavar="K|auto", help="train K cells that differ only in their seeds as one vectorized model (1 = off, the default; auto = the measured best K per model, method and device)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print what would run (new, reused, failed before, packs) without running anything")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 

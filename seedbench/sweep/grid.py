@@ -146,7 +146,7 @@ def parse_seeds(text: str | int | list, what: str = "seeds") -> list[int]:
             raise ConfigError(f"bad {what} {text!r}: use a range like 0-9, a list like 0,3,7, or both (0-4,10)")
         lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
         if hi < lo:
-            raise ConfigError(f"bad {what} range {part!r}: the end is below the start")
+            raise ConfigError(f"bad seed range {part!r} in {what}: the end is below the start")
         if hi - lo > 1_000_000:
             raise ConfigError(f"bad {what} range {part!r}: more than a million seeds; give a smaller range")
         seeds.update(range(lo, hi + 1))

@@ -169,7 +169,7 @@ def build_interface(resolved: ResolvedCell) -> Any:
     return interface
 
 
-def plan_cell(resolved: ResolvedCell) -> PlannedCell:
+def plan_cell(resolved: ResolvedCell, repair: bool = True) -> PlannedCell:
     """One cell: build its interface, then look its identity up in the index.
 
     A cell counts as finished only with machinable's `cached` marker AND a record that parses and says
@@ -183,9 +183,14 @@ def plan_cell(resolved: ResolvedCell) -> PlannedCell:
     if entry is None:
         return PlannedCell(resolved, interface, "pending")
     directory = Path(uri_to_path(entry.local_uri or entry.storage_uri))
-    if (directory / CACHED_MARKER).exists() and is_complete(directory):
-        return PlannedCell(resolved, interface, "finished", directory)
+    if (directory / CACHED_MARKER).exists():
+        if is_complete(directory):
+            return PlannedCell(resolved, interface, "finished", directory)
+        if repair:  # machinable marked it done, but its record is truncated or corrupt: redo it
+            (directory / CACHED_MARKER).unlink(missing_ok=True)
     if not (directory / "model.json").exists():
+        if not repair:
+            return PlannedCell(resolved, interface, "pending")
         # half-materialised (a full disk or a kill while it was prepared): forget the entry, build afresh
         from seedbench.sweep.runners.dispatch import forget_entry
 

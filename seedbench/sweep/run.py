@@ -40,6 +40,7 @@ class SweepSummary:
     sweep_file: Path | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # connect, plan, prepare (incl. submit), run (the rest)
+    packs: list[int] = field(default_factory=list)  # the size of every pack submitted
 
     @property
     def ok(self) -> bool:
@@ -76,6 +77,86 @@ class _Progress:
         self.bar.stop()
 
 
+def check_pack(pack: int | str | None) -> int | str:
+    """--pack K (1 = off) or auto; None means the default, off (docs/engine.md, "Seed packing")."""
+    if pack is None or pack == 1 or pack == "1":
+        return 1
+    if pack == "auto":
+        return "auto"
+    try:
+        value = int(pack)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1 or str(value) != str(pack).strip():
+        raise ConfigError(f"--pack {pack!r}: give a positive integer (1 = no packing) or auto")
+    return value
+
+
+class Packer:
+    """Collects prepared cells that differ only in their seeds into packs; everything else goes through at once.
+
+    A group is packed only if its method and model say they can be (Method.packable, ModelSpec.packable)
+    and seedbench.train.packed.can_pack agrees; with `auto` the pack size comes from the measured rule
+    (auto_pack_size), which says 1 wherever packing does not pay.
+    """
+
+    def __init__(self, runner: Any, pack: int | str, engine: str):
+        self.runner, self.pack, self.engine = runner, pack, engine
+        self.waiting: dict[tuple, list[Any]] = {}
+        self.sizes: dict[tuple, int] = {}
+        self.packs: list[int] = []
+
+    def size_for(self, resolved: Any) -> int:
+        key = resolved.cell.group
+        if key not in self.sizes:
+            self.sizes[key] = self._size(resolved)
+        return self.sizes[key]
+
+    def _size(self, resolved: Any) -> int:
+        if self.pack == 1:
+            return 1
+        from seedbench.registry import get_model
+
+        if not (resolved.method.packable and get_model(resolved.config.model).packable):
+            return 1
+        from seedbench.train.packed import auto_pack_size, can_pack
+
+        ok, _why = can_pack(resolved.params, resolved.method.name)
+        if not ok:
+            return 1
+        if self.pack == "auto":
+            device = "cuda" if resolved.placement.num_gpus > 0 or resolved.placement.device.startswith("cuda") else "cpu"
+            return auto_pack_size(resolved.config.model, resolved.method.name, device)
+        return int(self.pack)
+
+    def add(self, resolved: Any, prepared: Any) -> None:
+        size = self.size_for(resolved)
+        if size <= 1:
+            self.runner.submit(prepared)
+            return
+        key = resolved.cell.group
+        members = self.waiting.setdefault(key, [])
+        members.append(prepared)
+        if len(members) >= size:
+            self._submit(self.waiting.pop(key))
+
+    def flush(self) -> None:
+        for key in list(self.waiting):
+            self._submit(self.waiting.pop(key))
+
+    def _submit(self, members: list[Any]) -> None:
+        if len(members) == 1:
+            self.runner.submit(members[0])
+            return
+        import hashlib
+
+        from seedbench.sweep.runners.dispatch import PreparedPack
+
+        pack_id = hashlib.sha256("".join(sorted(m.job["uuid"] for m in members)).encode()).hexdigest()[:16]
+        self.packs.append(len(members))
+        self.runner.submit(PreparedPack(members, pack_id))
+
+
 def run_sweep(
     spec: SweepSpec,
     retry_failed: bool = False,
@@ -85,6 +166,7 @@ def run_sweep(
     address: str | None = None,
     resources: str | dict | None = None,
     argv: list[str] | None = None,
+    pack: int | str | None = None,
 ) -> SweepSummary:
     """Plan, prepare and execute `spec` on the local or the Ray engine; see the module docstring."""
     from seedbench.config import PLUGIN_ENV
@@ -102,6 +184,7 @@ def run_sweep(
     if address and engine != "ray":
         raise ConfigError("--ray-address needs --engine ray")
     override = parse_resources(resources if resources is not None else spec.resources)
+    pack = check_pack(pack if pack is not None else spec.pack)
     console = console or Console(stderr=True)
     # Everything the user typed is checked here, before Ray starts or a folder exists: plugins, every
     # cell's names and values, every dataset the grid needs, the resources, the store.
@@ -130,6 +213,10 @@ def run_sweep(
 
         def report(cell, outcome: dict[str, Any]) -> None:
             status = outcome.get("status")
+            if status == "pack":  # a pack reports every member, so progress and the summary count cells
+                for member, member_outcome in zip(cell.members, outcome["members"], strict=True):
+                    report(member, member_outcome)
+                return
             if status == "failed":
                 summary.failed.append((cell.label, outcome.get("error") or "unknown error"))
             elif status == "reused":  # another sweep finished it while this one waited
@@ -155,6 +242,7 @@ def run_sweep(
 
             runner = LocalRunner(report, on_start=lambda cell: tick(cell.label))
         stack.callback(runner.close)
+        packer = Packer(runner, pack, engine)
         summary.timings["connect"] = time.time() - started
 
         begin_sweep()
@@ -188,12 +276,14 @@ def run_sweep(
                     summary.reused += 1
                     continue
                 folders[cell.label] = prepared.interface_dir
-                runner.submit(prepared)  # the driver keeps no machinable objects for cells in flight
+                packer.add(r, prepared)  # submits at once, or when its pack is full
                 if runner.poll():
                     tick()
                 if time.time() - last_record > 10:  # a long plan keeps `seedbench status` informed
                     write_sweep(directory, cells, folders, engine, argv)
                     last_record = time.time()
+            packer.flush()
+            summary.packs = packer.packs
             write_sweep(directory, cells, folders, engine, argv)
             summary.timings["plan_prepare"] = time.time() - mark
         mark = time.time()
@@ -202,3 +292,67 @@ def run_sweep(
         summary.timings["run"] = time.time() - mark
     summary.seconds = time.time() - started
     return summary
+
+
+@dataclass
+class DryRun:
+    """What a sweep would do, without doing it."""
+
+    total: int
+    new: int = 0
+    reused: int = 0
+    failed_before: int = 0
+    retried: int = 0
+    packs: list[int] = field(default_factory=list)
+    solo: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        packs = f"{len(self.packs)} packs ({sum(self.packs)} cells) and {self.solo} solo cells" if self.packs else f"{self.solo} solo cells"
+        return (f"{self.total} cells: {self.new} new, {self.reused} finished (reused), {self.failed_before} failed before"
+                + (f" ({self.retried} to retry)" if self.retried else " (skipped; --retry-failed reruns them)" if self.failed_before else "")
+                + f"; would run {packs}; planned in {self.seconds:.1f} s, nothing run or written")
+
+
+def dry_run(spec: SweepSpec, retry_failed: bool = False, resources: str | dict | None = None, pack: int | str | None = None) -> DryRun:
+    """Validate the grid and look every cell up in the store; run and write nothing."""
+    from seedbench.registry import load_plugins
+    from seedbench.sweep.plan import plan_cell, resolve_grid
+    from seedbench.sweep.runners.resources import parse_resources
+    from seedbench.sweep.runners.store_context import open_store, store_dir
+
+    started = time.time()
+    parse_resources(resources if resources is not None else spec.resources)
+    pack = check_pack(pack if pack is not None else spec.pack)
+    load_plugins(spec.plugins)
+    cells = spec.cells()
+    resolved = resolve_grid(cells, {"data_dir": spec.data_dir} if spec.data_dir else {})
+    result = DryRun(total=len(cells))
+    packer = Packer(None, pack, spec.engine or "local")
+    pending: dict[tuple, int] = {}
+    exists = store_dir(spec.store).is_dir()
+    with open_store(spec.store) if exists else contextlib.nullcontext():
+        for r in resolved:
+            state = plan_cell(r, repair=False).state if exists else "pending"
+            if state == "finished":
+                result.reused += 1
+                continue
+            if state == "failed":
+                result.failed_before += 1
+                if not retry_failed:
+                    continue
+                result.retried += 1
+            else:
+                result.new += 1
+            size = packer.size_for(r)
+            if size <= 1:
+                result.solo += 1
+            else:
+                pending[r.cell.group] = pending.get(r.cell.group, 0) + 1
+    for key, count in pending.items():
+        size = packer.sizes[key]
+        full, rest = divmod(count, size)
+        result.packs += [size] * full + ([rest] if rest > 1 else [])
+        result.solo += 1 if rest == 1 else 0
+    result.seconds = time.time() - started
+    return result

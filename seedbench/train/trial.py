@@ -174,6 +174,83 @@ def run_cell(method: str, params: dict[str, Any], out_dir: str | Path, run_id: s
     from seedbench.registry import load_plugins_from_env, resolve_method
 
     load_plugins_from_env()
+    done = packed_result(out_dir)
+    if done is not None:  # trained moments ago as a member of a pack: machinable only records it
+        return done
     found, _ = resolve_method(method)
     placement = json.loads(os.environ.get(PLACEMENT_ENV) or "{}")
     return run_trial(found.resolve(params), out_dir, found, placement, run_id)
+
+
+PACK_ENV = "SEEDBENCH_PACK_ID"  # set while a worker finalises the members of a pack it just trained
+
+
+def packed_result(out_dir: str | Path) -> dict[str, Any] | None:
+    """The record a pack of this task wrote into `out_dir`, if it holds a complete one (then no retraining)."""
+    from seedbench.record import read_record_dict
+
+    pack_id = os.environ.get(PACK_ENV)
+    if not pack_id:
+        return None
+    record = read_record_dict(out_dir)
+    return record if record.get("pack_id") == pack_id and record.get("status") in ("finished", "diverged") else None
+
+
+def run_pack(
+    members: list[tuple[Method, TrialConfig, str | Path, str | None]],
+    placement: Placement | dict[str, Any] | None,
+    pack_id: str,
+) -> list[dict[str, Any]]:
+    """Train cells that differ only in their seeds as one vectorized pack; each gets its own ordinary record.
+
+    Every member is built exactly as run_trial builds it (its own init, data, augmentation and method
+    streams), so its record matches its solo run within the tolerance in docs/benchmarks.md
+    ("Seed packing"). A member that diverges is recorded as diverged at that epoch; the others go on.
+    Raises when the pack as a whole cannot be trained; the caller then runs the members solo.
+    """
+    import torch
+
+    from seedbench import __version__
+    from seedbench.data import load_dataset
+    from seedbench.data.transforms import resize_dataset
+    from seedbench.models import count_parameters
+    from seedbench.registry import get_model, loaded_plugins
+    from seedbench.seeding import stream_seeds
+    from seedbench.train.packed import PackMember, PackSettings, train_packed
+
+    place = placement if isinstance(placement, Placement) else Placement(**(placement or {}))
+    if place.num_threads:
+        torch.set_num_threads(place.num_threads)
+    device = resolve_device(place.device)
+    resolved = [(method, method.resolve(cfg.model_dump()), Path(out), run_id) for method, cfg, out, run_id in members]
+    first = resolved[0][1]
+    data = resize_dataset(load_dataset(first.dataset, place.data_dir, first.val_size, first.limit_train), first.image_size, first.grayscale)
+    records, pack = [], []
+    for method, cfg, out_dir, run_id in resolved:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / EPOCHS_FILE).unlink(missing_ok=True)
+        (out_dir / TRACEBACK_FILE).unlink(missing_ok=True)
+        seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
+        model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"])
+        model = model.to(device)
+        record = RunRecord(
+            run_id=run_id, method=method.name, arm=method.arm_label(cfg, get_model(cfg.model).default_init), config=cfg.model_dump(),
+            lr=cfg.lr, framework=cfg.framework, host=socket.gethostname(), python=platform.python_version(), torch=torch.__version__,
+            seedbench=__version__, started_at=time.time(), placement=place.model_dump(), plugins=loaded_plugins() or None,
+            init_applied=init_applied, seeds=seeds, device=device, pack_size=len(members), pack_id=pack_id,
+        )
+        write_record(out_dir, record)
+        records.append(record)
+        pack.append(PackMember(model=model, optimizer=method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"]),
+                               data_seed=seeds["data"], augment_seed=seeds["augment"], metrics_path=out_dir / EPOCHS_FILE,
+                               divergence=divergence_rules(cfg), name=str(out_dir)))
+    settings = PackSettings(epochs=first.epochs, batch_size=first.batch_size, augment=first.augment, device=device, pack_id=pack_id)
+    results = train_packed(pack, data, settings)
+    for (method, cfg, out_dir, _), record, result, member in zip(resolved, records, results, pack, strict=True):
+        for key, value in result.items():
+            setattr(record, key, value)
+        record.D = count_parameters(member.model)
+        record.finished_at = time.time()
+        record.seconds = record.finished_at - (record.started_at or record.finished_at)
+        write_record(out_dir, record)
+    return [r.model_dump() for r in records]

@@ -102,6 +102,8 @@ def prepare_cell(planned: Any, store: Path, project_dir: Path, override: dict[st
         "project_dir": str(project_dir),
         "store_dir": str(store),
         "uuid": str(interface.uuid),
+        "method": planned.resolved.method.name,
+        "params": planned.resolved.params,
         "interface_dir": os.path.abspath(interface.local_directory()),
         "run_dir": run_dir,
         "threads": request.threads,
@@ -125,6 +127,24 @@ def record_failure(interface_dir: str | Path, error: str, detail: str, cell: Any
     record.update({"status": "failed", "error": error, "finished_at": time.time()})
     write_json(directory / RUN_FILE, record)
     (directory / TRACEBACK_FILE).write_text(detail if detail.endswith("\n") else detail + "\n")
+
+
+_INTERRUPTED: list[BaseException] = []  # a stop from outside, caught inside a cell and re-raised by execute_cell
+
+
+def contained(train: Any, directory: Path) -> None:
+    """Run a cell's training so that nothing it raises reaches machinable (which prints tracebacks).
+
+    A failure is recorded in the cell's folder; a stop from outside (Ctrl-C, Ray ending the task) is
+    kept and re-raised by execute_cell once machinable has returned.
+    """
+    try:
+        train()
+    except (KeyboardInterrupt, SystemExit) as exc:
+        _INTERRUPTED.append(exc)
+    except Exception as exc:  # noqa: BLE001 - recorded, reported as this cell's failure
+        if read_record(directory).get("status") != "failed":  # it failed before run_trial could record it
+            record_failure(directory, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
 def outcome_of(directory: str | Path, status: str | None = None) -> dict[str, Any]:
@@ -173,6 +193,8 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
     status: finished / diverged / failed (trained here), reused (someone else finished it first),
     busy (someone else is training it right now; only when wait_if_busy is False).
     """
+    if "members" in job:
+        return execute_pack(job, worker)
     started = time.time()
     project_dir, interface_dir, run_dir = job["project_dir"], job["interface_dir"], job["run_dir"]
     if not wait_if_busy:
@@ -199,6 +221,11 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
                 run = Execution.from_directory(run_dir)
                 _set_threads(job.get("threads"))  # the component may have imported torch just now
                 run.continue_run(interface)
+            if _INTERRUPTED:  # stopped from outside: not finished, whatever machinable marked
+                Path(interface_dir, CACHED_MARKER).unlink(missing_ok=True)
+                raise _INTERRUPTED.pop()
+            if read_record(interface_dir).get("status") == "failed":  # machinable saw a normal return
+                Path(interface_dir, CACHED_MARKER).unlink(missing_ok=True)
         except Exception as exc:  # the cell failed: its folder says why, the sweep goes on
             cause = exc.__cause__ or exc  # machinable wraps whatever the cell raised in DispatchException
             if isinstance(cause, KeyboardInterrupt | SystemExit):
@@ -220,3 +247,94 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
             else:
                 os.environ[key] = value
         lock.release()
+
+
+@dataclass
+class PreparedPack:
+    """Prepared cells that differ only in their seeds, trained as one task (seedbench.train.packed).
+
+    It goes through the engines like one cell: it requests what one of its cells requests (a pack
+    replaces K sequential runs on one worker) and its outcome lists every member's.
+    """
+
+    members: list[PreparedCell]
+    pack_id: str
+
+    @property
+    def cell(self) -> Any:
+        return self.members[0].cell
+
+    @property
+    def request(self) -> Request:
+        return self.members[0].request
+
+    @property
+    def label(self) -> str:
+        return f"pack of {len(self.members)}: {self.members[0].label}"
+
+    @property
+    def job(self) -> dict[str, Any]:
+        first = self.members[0].job
+        return {**first, "pack_id": self.pack_id, "members": [m.job for m in self.members]}
+
+    @property
+    def interface_dir(self) -> Path:
+        return self.members[0].interface_dir
+
+    @property
+    def run_dir(self) -> Path:
+        return self.members[0].run_dir
+
+
+def execute_pack(job: dict[str, Any], worker: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train a pack's unfinished members together, then let machinable record each one as a finished cell.
+
+    Members finished elsewhere meanwhile are reused. If the pack as a whole cannot train (an error that
+    is not one member's divergence), its members are trained solo instead, so a packing problem never
+    becomes a failed cell. Returns {"status": "pack", "members": [outcome per member]}.
+    """
+    from seedbench.config import PLACEMENT_ENV
+    from seedbench.train.trial import PACK_ENV
+
+    members = job["members"]
+    todo = [m for m in members if not os.path.exists(os.path.join(m["interface_dir"], CACHED_MARKER))]
+    saved_env = {k: os.environ.get(k) for k in [*job.get("env", {}), PACK_ENV]}
+    try:
+        os.environ.update(job.get("env", {}))
+        if len(todo) > 1:
+            locks = [wait_cell_lock(m["store_dir"], m["uuid"]) for m in todo]
+            try:
+                _train_pack(job, todo, worker)
+                os.environ[PACK_ENV] = job["pack_id"]
+            except Exception:  # noqa: BLE001 - the members run solo below; the reason is kept in each folder
+                detail = traceback.format_exc()
+                for m in todo:
+                    (Path(m["run_dir"]) / "pack-error.txt").write_text(detail)
+            finally:
+                for lock in locks:
+                    lock.release()
+        outcomes = [{"label": m["label"], **execute_cell(m, wait_if_busy=True, worker=worker)} for m in members]
+        return {"status": "pack", "members": outcomes, "placement": os.environ.get(PLACEMENT_ENV)}
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _train_pack(job: dict[str, Any], todo: list[dict[str, Any]], worker: dict[str, Any] | None) -> None:
+    from seedbench.config import PLACEMENT_ENV
+    from seedbench.registry import load_plugins_from_env, resolve_method
+    from seedbench.train.trial import run_pack
+
+    for m in todo:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(), "threads": job.get("threads"), "pack_id": job["pack_id"], **(worker or {})}
+        write_json(Path(m["run_dir"]) / WORKER_FILE, info)
+    _set_threads(job.get("threads"))
+    load_plugins_from_env()
+    cells = []
+    for m in todo:
+        method, _ = resolve_method(m["method"])
+        cells.append((method, method.resolve(m["params"]), m["interface_dir"], m["uuid"]))
+    run_pack(cells, json.loads(os.environ.get(PLACEMENT_ENV) or "{}"), job["pack_id"])

@@ -26,7 +26,8 @@ class LocalRunner:
 
     # the runner protocol shared with RayRunner
     def submit(self, cell: PreparedCell) -> None:
-        cell.job["threads"] = None  # one cell at a time: torch keeps its default (all cores) unless num_threads is set
+        for member in getattr(cell, "members", [cell]):  # a pack's job is built from its members' jobs
+            member.job["threads"] = None  # one cell at a time: torch keeps its default (all cores) unless num_threads is set
         self.queue.append(cell)
 
     def poll(self) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from seedbench.sweep.runners.dispatch import WORKER_FILE, PreparedCell, execute_cell, record_failure
+from seedbench.config import DEVICE_ENV
 from seedbench.sweep.runners.resources import Request, check_feasible, fits
 from seedbench.errors import SeedbenchError
 
@@ -45,7 +46,7 @@ def _ray_cell(job: dict[str, Any]) -> dict[str, Any]:
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     device = "cuda" if gpu_ids else "cpu"
     job = dict(job)
-    job["env"] = {**(job.get("env") or {}), "SEEDBENCH_DEVICE": device}
+    job["env"] = {**(job.get("env") or {}), DEVICE_ENV: device}
     context = ray.get_runtime_context()
     worker = {
         "node_id": context.get_node_id(),
@@ -235,8 +236,11 @@ class RayRunner:
             outcome = ray.get(ref)
         except ray.exceptions.RayError as exc:  # worker/node lost more than max_retries times, or cancelled
             reason = self.cancelled.pop(ref, None) or _first_line(exc)
-            record_failure(cell.interface_dir, f"{type(exc).__name__}: {reason}", f"{type(exc).__name__}: {exc}", cell.cell)
-            outcome = {"status": "failed", "error": f"{type(exc).__name__}: {reason}"}
+            members = getattr(cell, "members", [cell])
+            for member in members:
+                record_failure(member.interface_dir, f"{type(exc).__name__}: {reason}", f"{type(exc).__name__}: {exc}", member.cell)
+            failed = {"status": "failed", "error": f"{type(exc).__name__}: {reason}"}
+            outcome = {"status": "pack", "members": [dict(failed) for _ in members]} if hasattr(cell, "members") else failed
         if outcome.get("status") == "busy":
             wait = self.busy_waits.get(cell.label, BUSY_BACKOFF[0] / 2) * 2
             wait = min(wait, BUSY_BACKOFF[1])
