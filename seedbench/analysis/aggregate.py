@@ -200,6 +200,18 @@ def nemenyi_q(k: int, alpha: float = 0.05) -> float:
     return float(stats.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2))
 
 
+def iman_davenport(chi2: float, k: int, n_tasks: int) -> tuple[float, float]:
+    """Iman & Davenport's F_F = (N-1) chi2 / (N(k-1) - chi2) and its p-value on (k-1, (k-1)(N-1)) df.
+
+    Demsar (2006) recommends it over the chi-square p-value of Friedman's statistic, which is conservative.
+    """
+    denom = n_tasks * (k - 1) - chi2
+    if denom <= 0:
+        return math.inf, 0.0
+    ff = (n_tasks - 1) * chi2 / denom
+    return ff, float(stats.f.sf(ff, k - 1, (k - 1) * (n_tasks - 1)))
+
+
 def critical_difference(k: int, n_tasks: int, alpha: float = 0.05) -> float:
     """Demsar's (2006) CD = q_alpha sqrt(k (k+1) / (6 N)) for k arms ranked over N tasks."""
     return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6 * n_tasks))
@@ -269,8 +281,7 @@ def friedman_nemenyi(
     ranks = np.apply_along_axis(stats.rankdata, 1, sign * complete.to_numpy(dtype=float))
     avg = dict(zip(complete.columns, ranks.mean(axis=0)))
     chi2, p = stats.friedmanchisquare(*complete.to_numpy(dtype=float).T)
-    ff = (n - 1) * chi2 / (n * (k - 1) - chi2) if n * (k - 1) != chi2 else math.inf
-    ff_p = float(stats.f.sf(ff, k - 1, (k - 1) * (n - 1))) if math.isfinite(ff) else 0.0
+    ff, ff_p = iman_davenport(float(chi2), k, n)
     cd = critical_difference(k, n, alpha)
     se = math.sqrt(k * (k + 1) / (6 * n))
     rows = []
