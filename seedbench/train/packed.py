@@ -456,3 +456,54 @@ def _evaluate(
         correct += (logits.argmax(-1) == yb).sum(1)
     n = max(len(x), 1)
     return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+
+# ------------------------------------------------------------------------------------ float tolerance
+
+
+def longest_sum(model: nn.Module, in_shape: tuple[int, ...], batch: int) -> int:
+    """The most terms any one sum of a training step adds up: the reduction length that rounding scales with.
+
+    Linear: the fan-in (forward), the fan-out (input gradient) and the batch (weight gradient);
+    Conv2d: the window in/g x kh x kw (forward), out/g x kh x kw (input gradient) and
+    batch x H_out x W_out (weight gradient). Measured with one forward pass of a probe batch.
+    """
+    sizes = [batch]
+    hooks = []
+
+    def linear(module: nn.Linear, _inp, _out) -> None:
+        sizes.extend([module.in_features, module.out_features])
+
+    def conv(module: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        window = module.kernel_size[0] * module.kernel_size[1]
+        sizes.extend([module.in_channels // module.groups * window, module.out_channels // module.groups * window,
+                      batch * out.shape[-2] * out.shape[-1]])
+
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            hooks.append(module.register_forward_hook(linear))
+        elif isinstance(module, nn.Conv2d):
+            hooks.append(module.register_forward_hook(conv))
+    try:
+        with torch.no_grad():
+            p = next(model.parameters())
+            model(torch.zeros(1, *in_shape, dtype=p.dtype, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return max(sizes)
+
+
+def float_tolerance(steps: int, longest: int, dtype: torch.dtype) -> float:
+    """How far a member may drift from its solo run, relative to how far training moved it.
+
+    err = max|theta_pack - theta_solo| / max|theta_solo - theta_0|. A pack computes the same sums as
+    solo runs, possibly added in another order (a batched GEMM blocks differently from K single ones,
+    a grouped convolution from K plain ones); a sum of n terms reordered changes by at most n * eps
+    relative to the sum of its magnitudes. Each step's update inherits that, and over `steps` steps
+    the errors add at most linearly: steps * longest * eps. A model, not a proof (cancellation in a
+    sum and the training dynamics can amplify it), but orders of magnitude above what is measured
+    (docs/benchmarks.md, "Seed packing") and orders below what a wrong stream or a coupling between
+    members produces (err ~ 1).
+    """
+    return steps * longest * torch.finfo(dtype).eps
