@@ -112,9 +112,12 @@ def test_power_cli_std_ratio_and_default_mde(store, capsys):
     assert row["mde_at_pilot_n"] == pytest.approx(minimal_detectable_effect(8, 8, row["pilot_sd"]))
 
 
-def test_power_cli_refuses_both_targets(store):
+def test_power_cli_refuses_both_targets_and_text_metrics(store):
     with pytest.raises(SystemExit):
         run_command(["power", "--store", str(store), "--by", "method", "--effect", "0.01", "--std-ratio", "0.5"])
+    with pytest.raises(ConfigError) as info:
+        run_command(["power", "--store", str(store), "--by", "method", "--metric", "host", "--effect", "0.01"])
+    assert "not numeric" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_compare_shows_the_minimal_detectable_effect_at_the_current_n(store, capsys):

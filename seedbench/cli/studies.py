@@ -94,9 +94,11 @@ def cmd_decompose(args: argparse.Namespace) -> int:
 
 def cmd_power(args: argparse.Namespace) -> int:
     from seedbench.analysis.power import power_table
+    from seedbench.analysis.variance import numeric_metric
 
     runs = _runs(args)
     _check(runs, [args.metric], "--metric")
+    numeric_metric(runs, args.metric)
     by = _columns(args.by)
     if not by:
         raise ConfigError("--by needs at least one arm column, e.g. --by method")
