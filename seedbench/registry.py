@@ -145,11 +145,16 @@ def register_initializer(name: str, fn: Callable[..., Any] | str) -> None:
     _INITIALIZERS[name] = fn
 
 
-def get_initializer(name: str) -> Callable[..., Any]:
+def check_initializer(name: str) -> str:
+    """The name, if an initializer is registered under it (nothing is imported: the driver calls this)."""
     _builtins()
     if name not in _INITIALIZERS:
         raise _unknown("initializer", name, _INITIALIZERS, "or register your own with --plugin FILE")
-    fn = _INITIALIZERS[name]
+    return name
+
+
+def get_initializer(name: str) -> Callable[..., Any]:
+    fn = _INITIALIZERS[check_initializer(name)]
     return fn if callable(fn) else _import_ref(fn)
 
 
@@ -274,6 +279,4 @@ def _builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    import seedbench.methods.builtin  # noqa: F401 - registers sgd, rbd, fpd, nes, sup_walsh and aliases
-    import seedbench.models.builtin  # noqa: F401 - registers fc, cnn and the zoo
-    import seedbench.init.builtin  # noqa: F401 - registers the baseline initializers
+    import seedbench.methods.builtin  # noqa: F401 - registers the built-in methods, aliases, models and initializers

@@ -7,9 +7,12 @@ study can vary one of them while holding the others fixed (the 100-seed PA desig
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the driver derives seeds while it plans; it must not pay for torch
+    import torch
 
 STREAMS = ("init", "data", "augment", "method")
 
@@ -29,4 +32,6 @@ def stream_seeds(seed: int, overrides: dict[str, int | None] | None = None) -> d
 
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    import torch
+
     return torch.Generator(device=device).manual_seed(seed)

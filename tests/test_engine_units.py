@@ -96,7 +96,10 @@ def test_sweep_record_and_status_counts(tmp_path):
 
 
 def test_the_driver_plans_every_method_without_importing_torch(tmp_path):
-    """torch takes ~2 s to import on 2 cores: a driver that imported it to plan would delay every sweep."""
+    """torch takes ~2 s to import on 2 cores: a driver that imported it to plan would delay every sweep.
+
+    Planning includes resolving every name (methods, models, initializers) and checking the dataset.
+    """
     import subprocess
     import sys
 
@@ -104,14 +107,15 @@ def test_the_driver_plans_every_method_without_importing_torch(tmp_path):
 
     script = f"""
 import sys
-from seedbench.sweep.plan import available_methods, check_cells, plan_cell
+from seedbench.registry import method_names
+from seedbench.sweep.plan import plan_cell, resolve_grid
 from seedbench.sweep.runners.store_context import open_store
 from seedbench.sweep.grid import SweepSpec
 with open_store({str(tmp_path / "store")!r}):
-    cells = SweepSpec(methods=available_methods(), models=["fc"], datasets=["digits"], seeds=[0]).cells()
-    check_cells(cells)
-    states = {{plan_cell(cell).state for cell in cells}}
-print(len(cells) == len(available_methods()) > 1, sorted(states), "torch" in sys.modules)
+    cells = SweepSpec(methods=method_names(), models=["fc", "resnet18"], datasets=["digits"], seeds=[0]).cells()
+    resolved = resolve_grid(cells)  # every name checked and the dataset opened: numpy only
+    states = {{plan_cell(r).state for r in resolved}}
+print(len(cells) == 2 * len(method_names()) > 2, sorted(states), "torch" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

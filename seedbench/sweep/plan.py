@@ -66,7 +66,7 @@ class PlannedCell:
 
 def resolve_cell(cell: Cell, placement: dict[str, Any] | None = None) -> ResolvedCell:
     """What `cell` runs: its method and validated config, and where it runs (see the module docstring)."""
-    from seedbench.registry import get_initializer, get_model, resolve_method
+    from seedbench.registry import check_initializer, get_model, resolve_method
     from seedbench.sweep.presets import load_catalog
 
     method, patch = resolve_method(cell.method)
@@ -89,7 +89,7 @@ def resolve_cell(cell: Cell, placement: dict[str, Any] | None = None) -> Resolve
     model = get_model(cfg.model)
     if cfg.init is None:
         cfg = cfg.model_copy(update={"init": model.default_init})
-    get_initializer(cfg.init)  # a typo fails here, with a suggestion
+    check_initializer(cfg.init)  # a typo fails here, with a suggestion
     from seedbench.data.registry import get_dataset_spec
 
     get_dataset_spec(cfg.dataset)
