@@ -15,6 +15,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -40,11 +41,13 @@ EPILOG_QUERY = f"""examples:
   seedbench query "SELECT r.method, e.epoch, avg(e.val_acc) AS val_acc FROM epochs e JOIN runs r USING (run_id) GROUP BY ALL ORDER BY ALL" --format csv
   seedbench query "SELECT path, error FROM runs WHERE status = 'failed'" --format markdown --store /tmp/mystore
   seedbench query "DESCRIBE runs"
+  seedbench query "SELECT * FROM runs WHERE status = 'failed'" -o failed.csv      (the extension picks the format)
 
 {VIEWS_TEXT}
 
-Only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN) runs; the run folders are
-never modified. Each call refreshes a cache in <store>/.seedbench-cache, re-reading only run folders
+Only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN of a SELECT) runs, in a
+database that cannot read or write files, load extensions or change its settings: the run folders
+and anything outside the store are never touched. Each call refreshes a cache in <store>/.seedbench-cache, re-reading only run folders
 changed since the last call; deleting that folder loses nothing. Corrupt or half-written run folders
 are skipped with a warning on stderr. Exit status: 0 ok, 2 bad SQL, unknown column or missing store."""
 
@@ -54,8 +57,9 @@ EPILOG_EXPORT = f"""examples:
   seedbench export --format parquet --table both -o results/     (writes results/runs.parquet, results/epochs.parquet)
 
 Writes the `runs` and/or `epochs` views as they are seen by `seedbench query` (ordered by path, epoch)
-for pandas, R, Excel, DuckDB or Spark. With --table both, -o is a folder; otherwise -o is a file, or a
-folder to write <table>.<format> into. Files are written whole or not at all.
+for pandas, R, Excel, DuckDB or Spark. With --table both, -o is a folder; otherwise -o is a file whose
+extension matches --format, or an existing folder to write <table>.<format> into. The path is checked
+before the store is read; files are written whole or not at all.
 
 {VIEWS_TEXT}"""
 
@@ -150,27 +154,77 @@ def print_table(columns: Sequence[str], rows: list[tuple], console: Console, tit
 # -- commands --------------------------------------------------------------------------------------
 
 
+# The files `seedbench query -o` writes, by --format; with -o and no --format the extension decides.
+QUERY_EXTENSIONS = {"csv": (".csv",), "json": (".json",), "markdown": (".md", ".markdown"), "table": (".txt",)}
+
+
+def _query_output(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """(format, output file or None), checked before the store is opened."""
+    from seedbench.cli.outputs import check_output
+
+    output = getattr(args, "output", None)
+    if output is None:
+        return args.format or "table", None
+    if args.format is None:
+        allowed = {ext for exts in QUERY_EXTENSIONS.values() for ext in exts}
+        target = check_output(output, allowed, "-o")
+        fmt = next(f for f, exts in QUERY_EXTENSIONS.items() if target.suffix.lower() in exts)
+        return fmt, target
+    return args.format, check_output(output, set(QUERY_EXTENSIONS[args.format]), "-o")
+
+
+def _write_result(fmt: str, columns: list[str], rows: list[tuple], out: TextIO, console: Console) -> None:
+    if fmt == "csv":
+        write_csv(columns, rows, out)
+    elif fmt == "json":
+        write_json(columns, rows, out)
+    elif fmt == "markdown":
+        write_markdown(columns, rows, out)
+    else:
+        print_table(columns, rows, console)
+
+
 def cmd_query(args: argparse.Namespace) -> int:
+    import io
+    import os
+
     from seedbench.errors import StoreError
 
     if not args.sql.strip():
         raise StoreError('give a query, e.g. seedbench query "SELECT model, avg(test_acc) FROM runs GROUP BY model"')
+    fmt, target = _query_output(args)
     with _open(args) as store:
         columns, rows = store.fetch(args.sql)
-    if args.format == "csv":
-        write_csv(columns, rows, sys.stdout)
-    elif args.format == "json":
-        write_json(columns, rows, sys.stdout)
-    elif args.format == "markdown":
-        write_markdown(columns, rows, sys.stdout)
-    else:
-        print_table(columns, rows, Console())
+    if target is None:
+        _write_result(fmt, columns, rows, sys.stdout, Console())
+        return 0
+    buffer = io.StringIO()
+    _write_result(fmt, columns, rows, buffer, Console(file=buffer, width=200, color_system=None))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:  # whole or not at all, like export
+        tmp.write_text(buffer.getvalue())
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise StoreError(f"-o {target}: cannot write ({exc.strerror or exc}); choose another path") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    Console(stderr=True).print(f"wrote {len(rows)} row{'s' if len(rows) != 1 else ''} to {target}", highlight=False, soft_wrap=True)
     return 0
 
 
+def _export_target(args: argparse.Namespace) -> Path:
+    """-o checked before the store is opened: a folder for --table both (or an existing folder), else a file."""
+    from seedbench.cli.outputs import check_output, check_output_dir
+
+    if args.table == "both" or Path(args.output).expanduser().is_dir():
+        return check_output_dir(args.output, "-o")
+    return check_output(args.output, {f".{args.format}"}, "-o")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    target = _export_target(args)
     with _open(args) as store:
-        targets = store.export(args.output, format=args.format, table=args.table)
+        targets = store.export(target, format=args.format, table=args.table)
         views = ["runs", "epochs"] if args.table == "both" else [args.table]
         counts = {v: store.fetch(f"SELECT count(*) FROM {v}")[1][0][0] for v in views}
     console = Console()
@@ -189,8 +243,11 @@ def add_query_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     )
     p.add_argument("sql", metavar="SQL", help='the query, e.g. "SELECT model, avg(test_acc) FROM runs GROUP BY model"')
     p.add_argument("--store", help=STORE_HELP)
-    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table",
-                   help="output: table (terminal), csv (full precision), json (records; NaN as null), markdown (default: table)")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default=None,
+                   help="output: table (terminal), csv (full precision), json (records; NaN as null), markdown "
+                   "(default: table, or what the -o file's extension says)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the result to FILE (.csv, .json, .md, .txt) instead of stdout; checked before the query runs")
     p.add_argument("--rebuild-cache", action="store_true", help="re-read every run folder instead of only the changed ones")
     p.set_defaults(func=cmd_query)
     return p

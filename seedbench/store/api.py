@@ -265,6 +265,9 @@ class Store:
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             targets = [out]
+        for target in targets:  # renaming over /dev/null or a pipe would replace it (as root: the device itself)
+            if target.exists() and not target.is_file():
+                raise StoreError(f"export to {target}: exists and is not a regular file; choose a file name")
         options = "FORMAT parquet" if format == "parquet" else "FORMAT csv, HEADER true"
         for view, target in zip(views, targets):
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
