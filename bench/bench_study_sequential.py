@@ -6,7 +6,10 @@ and the group-sequential Holm procedure. H1: one arm's mean is higher by `d` SDs
 effect a fixed design with max_seeds = 20 per arm detects with 80% power (two-sided t-test, alpha
 0.05), so the sequential design is compared with the fixed design it would replace.
 
-    python bench/bench_study_sequential.py [--studies 2000] [--max-seeds 20] [--step 4] [--d 0.91] [--seed 0]
+    python bench/bench_study_sequential.py [--studies 2000] [--max-seeds 20] [--step 4] [--d 0.91] [--seed 0] [--margin M]
+
+--margin M (in SDs) also lets a pair stop as "equivalent within +-M" (repeated confidence interval);
+the table then shows how often each pair was declared equivalent.
 """
 
 from __future__ import annotations
@@ -39,18 +42,22 @@ def make_round(means: dict[str, float], rng: np.random.Generator):
 def scenario(means: dict[str, float], args, spending: str, rng: np.random.Generator) -> dict[str, float]:
     """Rates over args.studies studies: any false rejection, rejection per pair, seeds per arm used."""
     arms = list(means)
-    false_any, used, rejected = 0, [], {}
+    false_any, used, rejected, equivalent = 0, [], {}, {}
+    margin = args.margin * SD if args.margin is not None else None
     for _ in range(args.studies):
-        result = run_until_decided(make_round(means, rng), arms, "acc", 0.05, args.max_seeds, args.step, spending=spending, adjusted=False)
+        result = run_until_decided(make_round(means, rng), arms, "acc", 0.05, args.max_seeds, args.step, spending=spending, adjusted=False,
+                                   margin=margin)
         used.append(result.seeds_used)
         pairs = result.pairs
         for _, row in pairs.iterrows():
             key = f"{row['arm_a']}-{row['arm_b']}"
             rejected[key] = rejected.get(key, 0) + bool(row["rejected"])
+            equivalent[key] = equivalent.get(key, 0) + bool(row["equivalent"])
         null = pairs[[means[a] == means[b] for a, b in zip(pairs["arm_a"], pairs["arm_b"])]]
         false_any += bool(null["rejected"].any())
     out = {"fwer": false_any / args.studies, "mean_seeds": float(np.mean(used)), "p90_seeds": float(np.percentile(used, 90))}
     out.update({f"reject {k}": v / args.studies for k, v in rejected.items()})
+    out.update({f"equivalent {k}": v / args.studies for k, v in equivalent.items()})
     return out
 
 
@@ -67,18 +74,21 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=4)
     parser.add_argument("--d", type=float, default=0.91, help="H1 effect in SDs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--margin", type=float, help="equivalence margin in SDs (default: none, efficacy boundaries only)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     shift = args.d * SD
     se = math.sqrt(0.05 * 0.95 / args.studies)
     looks = list(range(args.step, args.max_seeds, args.step)) + [args.max_seeds]
-    print(f"{args.studies} simulated studies per row; looks at {looks} seeds per arm; MC SE of a 5% rate {se:.4f}")
+    print(f"{args.studies} simulated studies per row; looks at {looks} seeds per arm; MC SE of a 5% rate {se:.4f}"
+          + (f"; equivalence margin +-{args.margin} SD" if args.margin is not None else ""))
     analytic = TTestIndPower().power(effect_size=args.d, nobs1=args.max_seeds, ratio=1.0, alpha=0.05)
     print(f"fixed design, {args.max_seeds} seeds per arm, d = {args.d}: power {analytic:.3f} (t-test, analytic), "
           f"{fixed_power(args.d, args.max_seeds, args.studies, rng):.3f} (Welch, simulated)\n")
-    print("| arms (means in SDs) | spending | family-wise false rejections | rejections per pair | mean seeds per arm | 90th pct | runs saved vs fixed |")
-    print("|---|---|---:|---|---:|---:|---:|")
+    extra = " declared equivalent per pair |" if args.margin is not None else ""
+    print(f"| arms (means in SDs) | spending | family-wise false rejections | rejections per pair | mean seeds per arm | 90th pct | runs saved vs fixed |{extra}")
+    print("|---|---|---:|---|---:|---:|---:|" + ("---|" if extra else ""))
     rows = [
         ("2 arms, H0 (0, 0)", {"a": 0.9, "b": 0.9}),
         (f"2 arms, H1 (0, {args.d})", {"a": 0.9, "b": 0.9 + shift}),
@@ -90,7 +100,9 @@ def main() -> None:
             r = scenario(means, args, spending, rng)
             per_pair = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k.startswith("reject ")).replace("reject ", "")
             saved = 1 - r["mean_seeds"] / args.max_seeds
-            print(f"| {label} | {spending} | {r['fwer']:.4f} | {per_pair} | {r['mean_seeds']:.2f} | {r['p90_seeds']:.0f} | {saved:.1%} |")
+            equiv = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k.startswith("equivalent ")).replace("equivalent ", "")
+            print(f"| {label} | {spending} | {r['fwer']:.4f} | {per_pair} | {r['mean_seeds']:.2f} | {r['p90_seeds']:.0f} | {saved:.1%} |"
+                  + (f" {equiv} |" if extra else ""))
     print(f"\n({time.perf_counter() - start:.0f} s)")
 
 

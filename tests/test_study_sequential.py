@@ -14,6 +14,7 @@ from seedbench.analysis.sequential import (
     boundaries,
     crossed,
     crossing_probabilities,
+    repeated_ci,
     repeated_p,
     run_until_decided,
     spend,
@@ -138,3 +139,28 @@ def test_failed_runs_count_as_missing_information():
     assert result.seeds_used == 12 and result.stopped_because == "max seeds reached"
     assert (result.pairs["n_a"].iloc[0], result.pairs["n_b"].iloc[0]) == (9, 9)  # seeds 3, 7, 11 failed in both arms
     assert result.pairs["decision"].iloc[0] in ("no difference shown", "a < b", "a > b")
+
+
+def test_a_margin_lets_equal_arms_stop_as_equivalent():
+    """Arms a, b equal and c far better: without a margin the a-b pair keeps the study running to max_seeds."""
+    means = {"a": 0.90, "b": 0.90, "c": 0.95}
+    rng = np.random.default_rng(6)
+    plain = run_until_decided(_normal_rounds(means, 0.01, rng), list(means), "acc", 0.05, 40, 4, adjusted=False)
+    assert plain.seeds_used == 40
+    rng = np.random.default_rng(6)
+    result = run_until_decided(_normal_rounds(means, 0.01, rng), list(means), "acc", 0.05, 40, 4, margin=0.02)
+    assert result.stopped_because == "every pair decided" and result.seeds_used < 40
+    rows = result.pairs.set_index(["arm_a", "arm_b"])
+    assert rows.loc[("a", "b"), "decision"] == "equivalent within +-0.02"
+    assert -0.02 < rows.loc[("a", "b"), "rci_low"] <= rows.loc[("a", "b"), "diff"] <= rows.loc[("a", "b"), "rci_high"] < 0.02
+    assert rows.loc[("a", "c"), "decision"] == "a < c" and rows.loc[("b", "c"), "decision"] == "b < c"
+    assert "repeated CI lies within +-0.02" in result.render()
+
+
+def test_repeated_ci_is_wider_than_the_fixed_sample_interval():
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(0, 1, 8), rng.normal(0, 1, 8)
+    low, high = repeated_ci(a, b, [0.5], 0.05, "obf", final=False)
+    fixed = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert low < fixed.low and high > fixed.high
+    assert repeated_ci(a, b, [1.0], 0.05, "obf", final=True) == pytest.approx((fixed.low, fixed.high))

@@ -343,6 +343,7 @@ class SequentialResult:
     pairs: pd.DataFrame
     history: pd.DataFrame
     runs: pd.DataFrame = field(repr=False)
+    margin: float | None = None
 
     @property
     def max_seeds(self) -> int:
@@ -355,7 +356,8 @@ class SequentialResult:
 
     def render(self) -> str:
         """A plain-text summary for the terminal."""
-        lines = [f"sequential study of {self.metric} by {self.by}: {', '.join(map(str, self.arms))}", f"design: {self.design.describe()}",
+        equivalence = f"; a pair is also decided when its repeated CI lies within +-{self.margin:g}" if self.margin is not None else ""
+        lines = [f"sequential study of {self.metric} by {self.by}: {', '.join(map(str, self.arms))}", f"design: {self.design.describe()}{equivalence}",
                  "boundaries |z| (nominal two-sided p) at alpha, before Holm: "
                  + ", ".join(f"n={n}: {c:.3f} ({p:.2g})" for n, c, p in zip(self.design.looks, self.design.boundaries, self.design.nominal_p)),
                  f"stopped after look {self.looks_done} at {self.seeds_used} seeds per arm: {self.stopped_because}; "
@@ -389,6 +391,7 @@ def run_until_decided(
     spending: str = "obf",
     status_col: str = "status",
     adjusted: bool = True,
+    margin: float | None = None,
 ) -> SequentialResult:
     """Run seeds in rounds, testing every pair of arms after each, until all pairs are decided.
 
@@ -398,6 +401,12 @@ def run_until_decided(
     `max_seeds` per arm. The study stops when every pair's difference is significant under the
     group-sequential Holm procedure, or at max_seeds. `adjusted=False` skips the adjusted p-values
     (a simulation that only needs the decisions).
+
+    With `margin` (metric units) a pair is also decided when its repeated confidence interval
+    (Jennison & Turnbull 2000, ch. 9: the difference +- the look's boundary at level alpha/pairs,
+    on the Welch t scale) lies inside (-margin, margin): "equivalent within +-margin". Such
+    intervals hold jointly over all looks, so the claim keeps its error rate whenever it is made;
+    stopping for it never adds false rejections (the efficacy boundaries ignore it: non-binding).
     """
     arms = list(arms)
     if len(arms) < 2:
@@ -408,6 +417,8 @@ def run_until_decided(
     z_hist: dict[tuple, list[float]] = {p: [] for p in pairs}
     t_hist: dict[tuple, list[float]] = {p: [] for p in pairs}
     rejected: set = set()
+    equivalent: set = set()
+    rci: dict[tuple, tuple[float, float]] = {}
     decided_at: dict[tuple, int] = {}
     history = []
     done = 0
@@ -426,9 +437,18 @@ def run_until_decided(
         rejected = holm_sequential({p: (z_hist[p], t_hist[p]) for p in pairs}, alpha, spending, final, rejected)
         for p in rejected:
             decided_at.setdefault(p, look)
+        if margin is not None:
+            for a, b in pairs:
+                if (a, b) in rejected or (a, b) in equivalent:
+                    continue
+                rci[(a, b)] = repeated_ci(values[a], values[b], t_hist[(a, b)], alpha / len(pairs), spending, final)
+                if -margin < rci[(a, b)][0] and rci[(a, b)][1] < margin:
+                    equivalent.add((a, b))
+                    decided_at.setdefault((a, b), look)
         history += [{"look": look, "seeds_per_arm": n, "arm_a": a, "arm_b": b, "n_a": len(values[a]), "n_b": len(values[b]),
-                     "z": z_hist[(a, b)][-1], "fraction": t_hist[(a, b)][-1], "rejected": (a, b) in rejected} for a, b in pairs]
-        if len(rejected) == len(pairs):
+                     "z": z_hist[(a, b)][-1], "fraction": t_hist[(a, b)][-1], "rejected": (a, b) in rejected,
+                     "equivalent": (a, b) in equivalent} for a, b in pairs]
+        if len(rejected | equivalent) == len(pairs):
             stopped = "every pair decided"
             break
     final = stopped == "max seeds reached"
@@ -439,18 +459,45 @@ def run_until_decided(
         diff = float(np.mean(va) - np.mean(vb)) if len(va) and len(vb) else math.nan
         if (a, b) in rejected:
             decision = f"{a} > {b}" if diff > 0 else f"{a} < {b}"
+        elif (a, b) in equivalent:
+            decision = f"equivalent within +-{margin:g}"
         else:
             decision = "no difference shown" if final else "undecided"
         rows.append({"arm_a": a, "arm_b": b, "n_a": len(va), "n_b": len(vb), "mean_a": float(np.mean(va)) if len(va) else math.nan,
                      "mean_b": float(np.mean(vb)) if len(vb) else math.nan, "diff": diff, "z": z_hist[(a, b)][-1],
-                     "repeated_p": rep, "rejected": (a, b) in rejected, "look_decided": decided_at.get((a, b)), "decision": decision})
+                     "repeated_p": rep, "rejected": (a, b) in rejected, "equivalent": (a, b) in equivalent,
+                     "rci_low": rci.get((a, b), (math.nan,))[0], "rci_high": rci.get((a, b), (math.nan, math.nan))[1],
+                     "look_decided": decided_at.get((a, b)), "decision": decision})
     table = pd.DataFrame(rows)
     if adjusted:
         table["p_adj"] = multipletests(table["repeated_p"].to_numpy(dtype=float), method="holm")[1]
     else:
         table["p_adj"] = math.nan
     table["correction"] = "holm (group-sequential)"
-    return SequentialResult(design, arms, metric, by, look, done, stopped, table, pd.DataFrame(history), runs)
+    return SequentialResult(design, arms, metric, by, look, done, stopped, table, pd.DataFrame(history), runs, margin)
+
+
+def repeated_ci(a: np.ndarray, b: np.ndarray, fractions: Sequence[float], alpha: float, kind: str, final: bool) -> tuple[float, float]:
+    """Repeated confidence interval of mean(a) - mean(b) at the latest look (Jennison & Turnbull 2000, ch. 9).
+
+    The half-width is the look's level-`alpha` boundary turned into a Welch t quantile with the
+    same tail probability, times the Welch standard error; (-inf, inf) while the boundary is infinite
+    or a difference is undefined.
+    """
+    if len(a) < 2 or len(b) < 2:
+        return -math.inf, math.inf
+    _, fr = _history([0.0] * len(fractions), fractions, final)
+    if not fr:
+        return -math.inf, math.inf
+    c = boundaries(fr, alpha, kind)[-1]
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    se2 = va + vb
+    if not math.isfinite(c) or not se2 > 0:
+        return -math.inf, math.inf
+    df = se2**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = -float(special.stdtrit(df, special.ndtr(-c))) * math.sqrt(se2)  # the t quantile with the boundary's tail
+    diff = float(np.mean(a) - np.mean(b))
+    return diff - half, diff + half
 
 
 def _arm_values(runs: pd.DataFrame, by: str, arms: Sequence[Any], metric: str, status_col: str) -> dict[Any, np.ndarray]:
