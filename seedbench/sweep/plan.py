@@ -35,7 +35,10 @@ class ResolvedCell:
 
     @property
     def version(self) -> list[dict[str, Any]]:
-        return [{"method": self.method.name, "params": self.params}]
+        """The component's config: the method and its resolved config as canonical JSON (components/cell.py)."""
+        import json
+
+        return [{"method": self.method.name, "params": json.dumps(self.params, sort_keys=True, separators=(",", ":"))}]
 
     @property
     def label(self) -> str:

@@ -88,6 +88,10 @@ def keep_index_open(path: Path) -> Iterator[None]:
     """Hold an idle reader on the index (see the module docstring); a no-op if it cannot be opened."""
     connection = None
     try:
+        if not Path(path).is_file():  # a new store: create the index now, so the reader holds it from the first cell
+            from machinable.index import load
+
+            load(str(path), create=True).close()
         if Path(path).is_file():
             connection = sqlite3.connect(str(path), timeout=5)
             connection.execute("SELECT count(*) FROM sqlite_master").fetchall()  # maps the WAL index
