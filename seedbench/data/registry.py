@@ -213,7 +213,8 @@ def locate_or_raise(spec: DatasetSpec, data_dir: DataDir = None) -> Path:
     _check_data_dirs(data_dir)
     location = spec.locate(data_dir)
     if location is None:
-        looked = ", ".join(str(d) for d in data_dirs(data_dir)) or "no --data-dir or SEEDBENCH_DATA given"
+        looked = ", ".join(f"{d}" + ("" if d.is_dir() else " (does not exist)") for d in data_dirs(data_dir))
+        looked = looked or "no --data-dir or SEEDBENCH_DATA given"
         raise DataError(f"dataset {spec.name!r} not found (looked in: {looked}); to get it: {spec.how_to_get}")
     return Path(location)
 

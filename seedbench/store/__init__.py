@@ -10,6 +10,7 @@ from seedbench.store.api import Skipped, Store, StoreWarning, default_cache_dir,
 from seedbench.store.cache import CACHE_DIRNAME, RefreshStats
 from seedbench.store.records import EPOCHS_FILE, RUN_FILE
 from seedbench.store.schema import EPOCH_COLUMNS, run_columns
+from seedbench.store.sql import where_sql
 
 __all__ = [
     "CACHE_DIRNAME",
@@ -23,4 +24,5 @@ __all__ = [
     "default_cache_dir",
     "open_store_db",
     "run_columns",
+    "where_sql",
 ]
