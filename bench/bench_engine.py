@@ -1,9 +1,10 @@
 """The Ray engine's own cost: against the ideal schedule, against Ray Tune, per cell, and in driver memory.
 
-Every cell is a synthetic machinable component (`spin`, written into a throw-away project together
-with its machinable.yaml; it is not part of seedbench's components/) that sleeps `--seconds` and writes
-its run.json. Cells go through the real engine end to end: planned against the store, materialised
-and prepared by the driver under the index lock, run as Ray tasks that rebuild them from their folders.
+Every cell is a synthetic method (`spin`, a plugin written into a temporary folder, with a tiny dataset
+and model of its own) whose model hook sleeps `--seconds` before one tiny training step. Cells go
+through the real engine end to end: resolved and validated, planned against the store, materialised
+and prepared by the driver under the index lock, run as Ray tasks that rebuild them from their folders
+and import the plugin from the source the driver sent.
 
     wall / ideal      --cells cells on --workers workers (a local Ray with that many CPUs); ideal =
                       the cells' own measured times summed / workers. Wall is the whole sweep: planning,
@@ -14,7 +15,10 @@ and prepared by the driver under the index lock, run as Ray tasks that rebuild t
                       driver's own cost per cell (plan + prepare + submit), and the end-to-end time per
                       cell of zero-second cells (the engine's throughput limit).
     driver memory     RSS of the driver holding --pending cells planned, materialised, prepared and
-                      submitted to Ray (still queued), against its RSS before planning.
+                      submitted to Ray (still queued), against its RSS before planning; the time to
+                      resolve, plan, prepare and submit them (target <= 10 s for 10,000).
+    dry run, status   `sweep --dry-run` of --pending cells on an empty store, and `status` on a store
+                      whose sweep lists them (target < 2 s).
 
 Set-up: Ray Tune's extra goes into its own venv, never into the project's .venv:
 
@@ -45,37 +49,38 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SPIN = '''\
-"""Synthetic cell for bench/bench_engine.py: sleep, then write a run record."""
+"""Synthetic method for bench/bench_engine.py, as a plugin: a cell that sleeps, then trains one tiny step."""
 
-import json
-import os
 import time
 
-from machinable import Interface
-from pydantic import BaseModel, ConfigDict
+import numpy as np
+import torch
+from pydantic import Field
+
+from seedbench import Method, TrialConfig, register_dataset, register_method, register_model
+from seedbench.data.registry import DatasetSpec, RawSplits
 
 
-class Spin(Interface):
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        model: str = "none"
-        dataset: str = "none"
-        seed: int = 0
-        seconds: float = 0.5
-        num_cpus: float = 1
-        num_gpus: float = 0
-        resources: dict[str, float] = {}
+class SpinConfig(TrialConfig):
+    spin_seconds: float = Field(0.5, ge=0)
 
-    def __call__(self) -> None:
-        start = time.time()
-        if self.config.seconds > 0:
-            time.sleep(self.config.seconds)
-        end = time.time()
-        record = {"status": "finished", "seconds": end - start, "started_at": start, "finished_at": end, "seed": self.config.seed}
-        path = os.path.join(self.local_directory(), "run.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(record, f)
-        os.replace(path + ".tmp", path)
+
+def sleep(cfg, model, data, device, seeds):
+    time.sleep(cfg.spin_seconds)
+    return {"slept": cfg.spin_seconds}
+
+
+def tiny_data(location):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (48, 1, 4, 4)).astype(np.uint8)
+    y = rng.integers(0, 2, 48)
+    return RawSplits(x[:32], y[:32], x[32:], y[32:])
+
+
+register_dataset(DatasetSpec(name="spin_data", classes=2, shape=(1, 4, 4), load=tiny_data, val_size=8))
+register_model("spin_model", lambda in_shape, n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, n)))
+register_method(Method(name="spin", config=SpinConfig, optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr), prepare=sleep,
+                       learning_rates={"default": {"*": 0.1}}))
 '''
 
 TUNE = '''\
@@ -109,13 +114,13 @@ print(json.dumps({"wall": wall, "cell_seconds": cell_seconds, "trials": len(resu
 '''
 
 
-def make_project(base: Path) -> Path:
-    project = base / "project"
-    (project / "components").mkdir(parents=True)
-    (project / "components" / "__init__.py").write_text("")
-    (project / "components" / "spin.py").write_text(SPIN)
-    (project / "machinable.yaml").write_text("presets: {}\nlearning_rates: {}\n")
-    return project
+def make_plugin(base: Path) -> Path:
+    plugin = base / "spin.py"
+    plugin.write_text(SPIN)
+    return plugin
+
+
+PLUGIN: list[str] = []
 
 
 def rss_mib() -> tuple[float, float]:
@@ -131,11 +136,28 @@ def rss_mib() -> tuple[float, float]:
 def spec(store: Path, cells: int, seconds: float):
     from seedbench.sweep.grid import SweepSpec
 
-    return SweepSpec(methods=["spin"], models=["none"], datasets=["none"], seeds=list(range(cells)), overrides={"seconds": seconds}, store=str(store))
+    return SweepSpec(methods=["spin"], models=["spin_model"], datasets=["spin_data"], seeds=list(range(cells)), plugins=PLUGIN,
+                     overrides={"spin_seconds": seconds, "epochs": 1, "batch_size": 16}, store=str(store))
 
 
 def cell_seconds(store: Path) -> list[float]:
     return [json.loads(p.read_text())["seconds"] for p in store.rglob("run.json")]
+
+
+def bench_plan(store: Path, cells: int) -> dict:
+    """A --dry-run of `cells` cells on an empty store, then `seedbench status` on a store that lists them."""
+    from seedbench.sweep.run import dry_run
+    from seedbench.sweep.status import sweep_status, write_sweep
+
+    grid = spec(store, cells, 0.0)
+    t0 = time.time()
+    plan = dry_run(grid)
+    dry = time.time() - t0
+    store.mkdir(parents=True, exist_ok=True)
+    write_sweep(store, grid.cells(), {}, "ray")
+    t0 = time.time()
+    (status,) = sweep_status(store)
+    return {"cells": cells, "dry_run_s": round(dry, 2), "dry_run_new": plan.new, "status_s": round(time.time() - t0, 2), "status_cells": status.total}
 
 
 def bench_sweep(store: Path, cells: int, seconds: float, workers: int) -> dict:
@@ -167,11 +189,11 @@ def bench_zero(store: Path, cells: int) -> dict:
 
 def bench_memory(store: Path, pending: int, seconds: float) -> dict:
     """Hold `pending` cells in the driver exactly as run_sweep's loop does, measure RSS, then cancel them."""
-    from seedbench.sweep.runners.store_context import open_store, ray_engine
+    from seedbench.sweep.plan import plan_cell, resolve_grid
+    from seedbench.sweep.runners import ray as ray_engine
     from seedbench.sweep.runners.dispatch import begin_sweep, prepare_cell
     from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
-    from seedbench.sweep.plan import check_cells, plan_cell
-    from seedbench.sweep.runners.store_context import index_database, project_root
+    from seedbench.sweep.runners.store_context import index_database, open_store, project_root
 
     cells = spec(store, pending, seconds).cells()
     before = rss_mib()[0]
@@ -182,11 +204,11 @@ def bench_memory(store: Path, pending: int, seconds: float) -> dict:
         root = project_root()
         database = index_path(directory, index_database(str(store)), root)
         with index_lock(database):
-            check_cells(cells)
-            plan_cell(cells[0])
+            resolved = resolve_grid(cells)
+            t_resolve = time.time() - t0
             with keep_index_open(database):
-                for cell in cells:
-                    prepared = prepare_cell(plan_cell(cell), directory, root)
+                for r in resolved:
+                    prepared = prepare_cell(plan_cell(r), directory, root)
                     runner.submit(prepared)
                     runner.poll()
         t_all = time.time() - t0
@@ -195,7 +217,8 @@ def bench_memory(store: Path, pending: int, seconds: float) -> dict:
         after, peak = rss_mib()
         runner.close()
     return {"pending_cells": pending, "still_queued_when_measured": counts["queued"], "rss_before_mib": round(before, 1), "rss_with_pending_mib": round(after, 1),
-            "peak_rss_mib": round(peak, 1), "kib_per_cell": round((after - before) * 1024 / pending, 1), "plan_prepare_submit_s": round(t_all, 1)}
+            "peak_rss_mib": round(peak, 1), "kib_per_cell": round((after - before) * 1024 / pending, 1), "plan_prepare_submit_s": round(t_all, 1),
+            "resolve_s": round(t_resolve, 2)}
 
 
 def bench_tune(python: str, cells: int, seconds: float, workers: int) -> dict:
@@ -229,8 +252,10 @@ def main() -> int:
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="seedbench-bench-"))
-    project = make_project(base)
-    os.environ["SEEDBENCH_CATALOG"] = str(project / "machinable.yaml")
+    PLUGIN.append(str(make_plugin(base)))
+    from seedbench.registry import load_plugins
+
+    load_plugins(PLUGIN)
     os.environ.pop("MACHINABLE_INDEX", None)
     out: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "config": vars(args)}
     try:
@@ -245,6 +270,8 @@ def main() -> int:
             out["zero_work"] = bench_zero(base / "store-zero", args.cells)
             print(json.dumps({"zero_work": out["zero_work"]}), flush=True)
             if args.pending:
+                out["plan"] = bench_plan(base / "store-plan", args.pending)
+                print(json.dumps({"plan": out["plan"]}), flush=True)
                 out["memory"] = bench_memory(base / "store-memory", args.pending, 3600.0)  # cells that stay pending
                 print(json.dumps({"memory": out["memory"]}), flush=True)
         finally:
@@ -270,6 +297,8 @@ def main() -> int:
         print(f"  Ray Tune              skipped: {out['tune']['skipped']}")
     if "memory" in out:
         m = out["memory"]
+        pl = out["plan"]
+        print(f"  {pl['cells']} cells         dry run {pl['dry_run_s']:.1f} s; status {pl['status_s']:.2f} s (targets: plan+prepare <= 10 s, status < 2 s)")
         print(f"  driver memory         {m['rss_with_pending_mib']:.0f} MiB with {m['pending_cells']} pending cells (before planning {m['rss_before_mib']:.0f} MiB; {m['kib_per_cell']:.1f} KiB per cell; plan+prepare+submit {m['plan_prepare_submit_s']:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))

@@ -69,6 +69,7 @@ class DatasetSpec:
     load: `load(location) -> RawSplits`, given what `locate` returned (numpy only, no torch).
     locate: `locate(data_dir) -> Path | None`: the folder or file holding the dataset, searched under
         data_dir (--data-dir) and $SEEDBENCH_DATA (see `data_dirs`); None when it is not installed.
+        Leave it out for a dataset the loader generates or finds by itself.
     val_size: training images held out for validation when a config does not say.
     augmentation: "mnist" (pad to 34, crop 28, brightness +-0.5), "cifar10" (pad 40, crop 32,
         flip, per-image standardisation, also at evaluation), a callable
@@ -81,14 +82,17 @@ class DatasetSpec:
     classes: int
     shape: tuple[int, int, int]
     load: Callable[[Path], RawSplits]
-    locate: Callable[[DataDir], Path | None]
     val_size: int
-    augmentation: str | Callable[..., Any] | None
-    how_to_get: str
+    locate: Callable[[DataDir], Path | None] | None = None
+    augmentation: str | Callable[..., Any] | None = None
+    how_to_get: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:
         where = f"dataset {self.name!r}"
+        if self.locate is None:  # a dataset its loader generates or finds itself: always "installed"
+            name = self.name
+            object.__setattr__(self, "locate", lambda data_dir: Path(f"<{name}>"))
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
             raise ConfigError(f"dataset name {self.name!r} must be a non-empty string without surrounding spaces; fix register_dataset")
         if not isinstance(self.classes, int) or isinstance(self.classes, bool) or self.classes < 2:
