@@ -16,7 +16,6 @@ from seedbench.analysis.variance import (
     Design,
     compare_designs,
     crossed_design,
-    decompose,
     decompose_design,
     ems_coefficients,
     mean_squares,
