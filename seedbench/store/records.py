@@ -13,22 +13,13 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-# The same names as seedbench.train.trial's; repeated so reading a store never imports torch.
-RUN_FILE = "run.json"
-EPOCHS_FILE = "epochs.jsonl"
-
-STATUSES = ("running", "finished", "diverged", "failed")
+# The run folder's file names, its statuses and the record's top-level keys: one definition, in
+# seedbench.record (torch-free, so reading a store never imports torch).
+from seedbench.record import EPOCHS_FILE, RUN_FILE, STATUSES, TOP_LEVEL_KEYS  # noqa: E402,F401
 
 # NaN/inf are not JSON: training writes str(float) ("nan", "inf", "-inf"); other tools write these.
 _NONFINITE = {"nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
               "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
-
-# Keys run.json carries at top level; a config key of the same name is kept as config_<key>.
-TOP_LEVEL_KEYS = (
-    "run_id", "method", "lr", "status", "reason", "error", "host", "python", "torch", "device",
-    "started_at", "finished_at", "seconds", "train_seconds", "epochs_completed", "train_loss",
-    "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "images_per_s", "D", "seeds",
-)
 
 
 class CorruptRun(ValueError):

@@ -14,18 +14,29 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from seedbench.record import RunRecord
 from seedbench.store.records import TOP_LEVEL_KEYS
 
+# The first columns of `runs`, in this order; every other typed column comes from RunRecord's fields.
 RUN_HEAD = {
-    "run_id": "VARCHAR", "path": "VARCHAR", "method": "VARCHAR", "model": "VARCHAR", "dataset": "VARCHAR",
+    "run_id": "VARCHAR", "path": "VARCHAR", "method": "VARCHAR", "arm": "VARCHAR", "model": "VARCHAR", "dataset": "VARCHAR",
     "seed": "BIGINT", "status": "VARCHAR", "reason": "VARCHAR", "error": "VARCHAR",
 }
-RUN_TAIL = {
-    "lr": "DOUBLE", "started_at": "DOUBLE", "finished_at": "DOUBLE", "seconds": "DOUBLE", "train_seconds": "DOUBLE",
-    "host": "VARCHAR", "python": "VARCHAR", "torch": "VARCHAR", "device": "VARCHAR", "epochs_completed": "BIGINT",
-    "train_loss": "DOUBLE", "train_acc": "DOUBLE", "val_loss": "DOUBLE", "val_acc": "DOUBLE", "test_loss": "DOUBLE",
-    "test_acc": "DOUBLE", "D": "BIGINT", "images_per_s": "DOUBLE",
-}
+
+
+def _record_columns() -> dict[str, str]:
+    """RunRecord's scalar fields as typed columns (its containers become <key>_<subkey> columns instead)."""
+    out = {}
+    for name, field in RunRecord.model_fields.items():
+        kind = _sql_type(field.annotation)
+        container = typing.get_origin(field.annotation) in (dict, list) or any(
+            typing.get_origin(a) in (dict, list) for a in typing.get_args(field.annotation)
+        ) or field.annotation in (dict, list)
+        if name not in RUN_HEAD and kind is not None and not container:
+            out[name] = kind
+    return out
+
+
 EPOCH_COLUMNS = {
     "run_id": "VARCHAR", "path": "VARCHAR", "epoch": "BIGINT", "train_loss": "DOUBLE", "train_acc": "DOUBLE",
     "val_loss": "DOUBLE", "val_acc": "DOUBLE", "seconds": "DOUBLE", "images_per_s": "DOUBLE",
@@ -41,6 +52,9 @@ def _sql_type(annotation: Any) -> str | None:
         return "VARCHAR" if all(isinstance(a, str) for a in typing.get_args(annotation)) else None
     origin = typing.get_origin(annotation) or annotation
     return {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR", dict: "VARCHAR", list: "VARCHAR"}.get(origin)
+
+
+RUN_TAIL = _record_columns()
 
 
 def _config_column(name: str) -> str:
