@@ -72,3 +72,25 @@ def check_store_writable(store: str | os.PathLike | None) -> Path:
     if free < MIN_FREE_BYTES:
         raise StoreError(f"store {directory}: the disk is full ({free // 1024**2} MiB free); free space or pass --store DIR on another disk")
     return directory
+
+
+def legacy_runs(database: Path) -> int:
+    """Runs in this index made by seedbench 0.1, whose cells were one machinable module per method."""
+    import sqlite3
+
+    if not Path(database).is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT count(*) FROM 'index' WHERE kind = 'Interface' AND module LIKE 'components.%' AND module != 'components.cell'"
+            ).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+LEGACY_NOTE = (
+    "this store holds {n} cells made by seedbench 0.1 (one component per method); report, compare, query and plot "
+    "still read them, but new sweeps do not reuse them: to keep the old results apart, give new sweeps another --store"
+)
