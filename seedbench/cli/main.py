@@ -65,12 +65,12 @@ def sweep_spec_from_args(args: argparse.Namespace):
             spec.seeds = parse_seeds(args.seeds)
     else:
         missing = [f"--{f}" for f in ("method", "model", "dataset") if not getattr(args, f)]
-        if not (args.seeds or any(getattr(args, a) for a in STREAM_LISTS)):
+        if not (args.seeds or any(getattr(args, a) for a in STREAM_LISTS) or args.until_decided):
             missing.append("--seeds")
         if missing:
             raise ConfigError(f"sweep needs a YAML file or {', '.join(missing)}; see `seedbench sweep --help`")
         spec = SweepSpec(methods=split_list(args.method), models=split_list(args.model), datasets=split_list(args.dataset),
-                         seeds=parse_seeds(args.seeds) if args.seeds else [])
+                         seeds=parse_seeds(args.seeds) if args.seeds else ([0] if args.until_decided else []))
     for attr in STREAM_LISTS:
         if getattr(args, attr):
             setattr(spec, attr, parse_seeds(getattr(args, attr), "--" + attr.replace("_", "-")))
@@ -98,6 +98,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = sweep_spec_from_args(args)
     console = _console()
+    if args.until_decided:
+        from seedbench.sweep.sequential import run_until_decided
+
+        def run(grid):
+            summary = run_sweep(grid, retry_failed=args.retry_failed, quiet=args.quiet, engine=grid.engine, address=args.ray_address,
+                                resources=args.resources, argv=sys.argv[1:])
+            console.print(f"round of {len(grid.seeds)} seeds: trained {summary.trained}, reused {summary.reused}, failed {len(summary.failed)}")
+            return summary
+
+        result = run_until_decided(spec, by=args.by, metric=args.metric, alpha=args.alpha, max_seeds=args.max_seeds, step=args.step,
+                                   spending=args.spending, margin=args.equivalence, run=run)
+        sys.stdout.write(result.render() + "\n")
+        return 0
     if args.dry_run:
         from seedbench.sweep.run import dry_run
 
@@ -225,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", metavar="K|auto", help="train K cells that differ only in their seeds as one vectorized model (1 = off, the default; auto = the measured best K per model, method and device)")
     p.add_argument("--dry-run", action="store_true", help="validate and print what would run (new, reused, failed before, packs) without running anything")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    seq = p.add_argument_group("sequential seeds (--until-decided): stop as soon as every pair of arms is decided")
+    seq.add_argument("--until-decided", action="store_true", help="run seeds in rounds with a group-sequential test (Lan-DeMets alpha spending, Holm across pairs)")
+    seq.add_argument("--by", default="arm", help="what the arms are: arm (default), method or a config key")
+    seq.add_argument("--metric", default="val_acc", help="the metric compared (default val_acc)")
+    seq.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate over all looks and pairs (default 0.05)")
+    seq.add_argument("--max-seeds", type=int, default=20, help="seeds per arm at most (default 20)")
+    seq.add_argument("--step", type=int, default=5, help="seeds added per round (default 5)")
+    seq.add_argument("--spending", choices=["obf", "pocock"], default="obf", help="alpha-spending function (default O'Brien-Fleming type)")
+    seq.add_argument("--equivalence", type=float, metavar="MARGIN", help="also stop a pair whose repeated CI lies within +-MARGIN")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("status", help="per sweep: finished / running / failed / diverged / pending cells", description="For every sweep recorded in a store, count its cells by state (from the run folders; works while sweeps run).")
@@ -236,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     from seedbench.cli.analysis import add_parsers
     from seedbench.cli.store import add_export_parser, add_query_parser
 
+    from seedbench.cli.studies import add_parsers as add_study_parsers
+
     add_parsers(sub)  # report, compare, plot
+    add_study_parsers(sub)  # decompose, power
     add_query_parser(sub)
     add_export_parser(sub)
 

@@ -85,6 +85,15 @@ class Sweep:
 
         return run_sweep(self.spec, retry_failed=retry_failed, quiet=quiet, engine=engine, address=address, resources=resources)
 
+    def run_until_decided(self, *, by: str = "arm", metric: str = "val_acc", alpha: float = 0.05, max_seeds: int = 20, step: int = 5,
+                          engine: str = "local", margin: float | None = None, quiet: bool = True):
+        """Add seeds in rounds until a group-sequential test decides every pair of arms; returns the SequentialResult."""
+        from seedbench.sweep.run import run_sweep
+        from seedbench.sweep.sequential import run_until_decided
+
+        return run_until_decided(self.spec, by=by, metric=metric, alpha=alpha, max_seeds=max_seeds, step=step, margin=margin,
+                                 run=lambda grid: run_sweep(grid, quiet=quiet, engine=engine))
+
     def __repr__(self) -> str:
         s = self.spec
         return f"Sweep(methods={s.methods}, models={s.models}, datasets={s.datasets}, cells={len(self.cells())})"

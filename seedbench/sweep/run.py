@@ -41,6 +41,7 @@ class SweepSummary:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # connect, plan, prepare (incl. submit), run (the rest)
     packs: list[int] = field(default_factory=list)  # the size of every pack submitted
+    folders: dict[str, Path | None] = field(default_factory=dict)  # cell label -> its folder in the store
 
     @property
     def ok(self) -> bool:
@@ -287,6 +288,7 @@ def run_sweep(
                     last_record = time.time()
             packer.flush()
             summary.packs = packer.packs
+            summary.folders = folders
             write_sweep(directory, cells, folders, engine, argv)
             summary.timings["plan_prepare"] = time.time() - mark
         mark = time.time()
