@@ -13,6 +13,7 @@ trained, reused, diverged or failed, and names the failed cells (their traceback
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,10 @@ def run_sweep(
         requests.setdefault(request_for(r.placement.model_dump(), override), []).append(r.label)
     if engine == "local":
         check_local(requests)
+    else:  # an unreachable --ray-address fails here in seconds, before the store is opened
+        from seedbench.sweep.runners.ray import check_address
+
+        check_address(address or os.environ.get("RAY_ADDRESS") or None)
     check_store_writable(spec.store)
     validated = time.time() - mark
     env = {**forwarded_env(), **({PLUGIN_ENV: plugins_to_env(plugins)} if plugins else {})}

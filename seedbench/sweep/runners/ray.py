@@ -99,6 +99,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
             "RAY_AUTH_MODE=disabled: Ray token authentication is off, so anyone who can reach the cluster can run code on it; see docs/cluster.md"
         )
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "namespace": "seedbench"}
+    check_address(address)
     try:
         if address:
             ray.init(address=address, **common)
@@ -118,6 +119,50 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         hint = " (is `ray start --head` running there, and does this machine have the cluster's token in ~/.ray/auth_token or $RAY_AUTH_TOKEN?)" if address else ""
         raise SeedbenchError(f"cannot start {where}: {first}{hint}") from None
     return True
+
+
+PROBE_TIMEOUT = 5.0  # seconds to wait for a TCP connection to a cluster's address before calling it unreachable
+
+
+def check_address(address: str | None, timeout: float = PROBE_TIMEOUT) -> None:
+    """Refuse, in one line and within seconds, a HOST:PORT that nothing listens on.
+
+    ray.init retries an unreachable GCS for minutes (printing a warning every few seconds), so a typo
+    in --ray-address would hang the sweep. "auto", "local" and no address are left to ray.init. A
+    loopback host is also tried as Ray would contact it (the node's own address), so a head that
+    listens only there still counts as reachable.
+    """
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, _, port_text = target.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise SeedbenchError(f"--ray-address {address!r}: give auto or HOST:PORT of the cluster's head, e.g. 10.0.0.5:6379")
+    port = int(port_text)
+    hosts = [host]
+    if host in ("localhost", "127.0.0.1", "::1"):
+        try:
+            from ray._private.services import resolve_ip_for_localhost
+
+            hosts.append(resolve_ip_for_localhost(host))
+        except Exception:  # noqa: BLE001 - only a second address to try
+            pass
+    reason = "no answer"
+    for candidate in dict.fromkeys(hosts):
+        try:
+            with socket.create_connection((candidate, port), timeout=timeout):
+                return
+        except TimeoutError:
+            reason = f"no answer within {timeout:g} s"
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+    raise SeedbenchError(
+        f"cannot reach the Ray cluster at {address} ({reason}); is `ray start --head` running there and the port open? "
+        "Check the address, or drop --ray-address to start a local Ray"
+    )
 
 
 def shutdown() -> None:
