@@ -16,7 +16,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from seedbench.analysis.html import build_report, check_output_path, seed_ranges
+from seedbench.analysis.html import build_report, seed_ranges
+from seedbench.cli.outputs import check_output
 from seedbench.errors import ConfigError
 from seedbench.store import Store
 from tests.study_store import run_command, write_study_store
@@ -114,8 +115,8 @@ def test_screenshot_is_not_blank_and_the_console_is_clean(report, tmp_path):
 
 @pytest.mark.parametrize(
     "name, message",
-    [("study.pdf", "must end in .html"), ("missing/study.html", "does not exist"), ("afile/study.html", "is not a folder"),
-     ("adir.html", "that is a folder")],
+    [("study.pdf", "use one of .htm, .html"), ("missing/study.html", "does not exist"), ("afile/study.html", "is a file, not a folder"),
+     ("adir.html", "is a folder, not a file")],
 )
 def test_the_output_path_is_checked_before_the_store_is_read(tmp_path, name, message):
     (tmp_path / "afile").write_text("x")
@@ -124,7 +125,7 @@ def test_the_output_path_is_checked_before_the_store_is_read(tmp_path, name, mes
         # the store does not exist either: the path error must come first, before any work
         run_command(["report", "--store", str(tmp_path / "no-store"), "--html", str(tmp_path / name)])
     assert message in str(info.value) and "\n" not in str(info.value)
-    assert check_output_path(tmp_path / "ok.htm") == (tmp_path / "ok.htm").resolve()
+    assert check_output(tmp_path / "ok.htm", {".html", ".htm"}, "--html") == (tmp_path / "ok.htm").resolve()
 
 
 def test_designs_without_decomposition_or_rank_test_say_why(tmp_path):

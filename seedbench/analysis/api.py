@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ARM = "arm"
-TEXT_COLUMNS_OK = frozenset()  # metrics must be numeric: compare/report/plot refuse text columns
+PLOT_KINDS = ("box", "violin", "strip", "ecdf", "curve", "profile", "cd")
 
 
 def columns(value: str | Sequence[str] | None) -> list[str]:
@@ -44,7 +44,7 @@ def check_metric(df: pd.DataFrame, metric: str, flag: str = "--metric") -> None:
 
     check_columns(df, [metric], flag)
     if not (pd.api.types.is_numeric_dtype(df[metric]) and not pd.api.types.is_bool_dtype(df[metric])):
-        raise ConfigError(f"{flag} {metric!r} is not a numeric column (it holds {df[metric].dtype}); choose e.g. val_acc, test_acc, best_val_acc")
+        raise ConfigError(f"{flag} {metric!r} is not numeric (the column holds {df[metric].dtype}); choose e.g. val_acc, test_acc, best_val_acc")
 
 
 def with_arm_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,12 +124,18 @@ class Store:
     def query(self, sql: str) -> pd.DataFrame:
         return self.sql.query(sql)
 
+    def _filter(self, where: str | None) -> str:
+        """`--where` parsed as one SQL expression (a stacked statement cannot ride along), read-only anyway."""
+        from seedbench.store import where_sql
+
+        return f" WHERE {where_sql(where)}" if where else ""
+
     def runs(self, where: str | None = None) -> pd.DataFrame:
-        return with_arm_labels(self.sql.query("SELECT * FROM runs" + (f" WHERE {where}" if where else "")))
+        return with_arm_labels(self.sql.query("SELECT * FROM runs" + self._filter(where)))
 
     def epochs(self, where: str | None = None) -> pd.DataFrame:
         """Per-epoch rows joined with their run's config, so by/within/where work on them too."""
-        filtered = "SELECT * FROM runs" + (f" WHERE {where}" if where else "")
+        filtered = "SELECT * FROM runs" + self._filter(where)
         return with_arm_labels(self.sql.query(f"SELECT e.*, r.* EXCLUDE (run_id) FROM epochs e JOIN ({filtered}) r USING (run_id)"))
 
     def _runs(self, where: str | None) -> pd.DataFrame:
@@ -168,9 +174,11 @@ class Store:
 
     def compare(
         self, metric: str = "test_acc", *, by: str | Sequence[str] = ARM, within: str | Sequence[str] | None = None,
-        correction: str = "holm", paired: bool = True, pair_on: str | None = None, where: str | None = None,
+        correction: str = "holm", paired: bool = True, pair_on: str | None = None, equivalence: float | None = None,
+        where: str | None = None,
     ) -> pd.DataFrame:
-        """Every pair of arms within each group: difference with CI, Welch, Mann-Whitney, variance tests, Hedges' g."""
+        """Every pair of arms within each group: difference with CI, Welch, Mann-Whitney, variance tests, Hedges' g,
+        the minimal detectable effect at these n (`mde`), and with `equivalence` a TOST within +-margin."""
         from seedbench.analysis.stats import compare
 
         _correction(correction)
@@ -180,7 +188,16 @@ class Store:
         within_cols = columns(within) if within is not None else [c for c in ("model", "dataset") if c not in by_cols]
         check_columns(runs, within_cols, "--within")
         frame, arm = combined_arm(runs, by_cols)
-        return compare(frame, metric, arm, within=within_cols, pair_on=(pair_on or pair_key(frame)) if paired else None, correction=correction)
+        result = compare(frame, metric, arm, within=within_cols, pair_on=(pair_on or pair_key(frame)) if paired else None, correction=correction)
+        result["mde"] = minimal_detectable(result)
+        if equivalence is not None:
+            from seedbench.analysis.aggregate import equivalence as tost
+
+            if not equivalence > 0:
+                raise ConfigError(f"--equivalence {equivalence}: the margin must be a positive number in metric units")
+            eq = tost(frame, metric, arm, within_cols, margin=equivalence, correction=correction)
+            result = result.merge(eq.drop(columns=["margin"]), on=[*within_cols, "arm_a", "arm_b"], how="left", validate="one_to_one")
+        return result
 
     def plot(
         self, kind: str = "box", metric: str = "test_acc", *, by: str | Sequence[str] = ARM, within: str | Sequence[str] | None = None,
@@ -190,6 +207,18 @@ class Store:
         from seedbench.analysis.plots import plot_curves, plot_distribution
 
         within_cols = columns(within)
+        if kind not in PLOT_KINDS:
+            raise ConfigError(f"--kind {kind!r}: choose one of {', '.join(PLOT_KINDS)}")
+        if kind in ("profile", "cd"):
+            from seedbench.analysis.plots import plot_cd, plot_profile
+
+            runs = self._runs(where)
+            check_metric(runs, metric)
+            by_cols = columns(by)
+            tasks = within_cols or [c for c in ("model", "dataset") if c not in by_cols]
+            check_columns(runs, tasks, "--within")
+            frame, arm = combined_arm(runs, by_cols)
+            return (plot_profile if kind == "profile" else plot_cd)(frame, metric, arm, output, tasks=tasks)
         if kind == "curve":
             epochs = self.epochs(where)
             if epochs.empty:
@@ -205,3 +234,42 @@ class Store:
         arms = sorted(set(frame[arm].astype(str)))
         order = ["base", *[a for a in arms if a != "base"]] if "base" in arms else None
         return plot_distribution(frame, metric, arm, kind, output, within=within_cols, order=order)
+
+    def html(
+        self, path: str | Path, metric: str = "val_acc", *, by: str | Sequence[str] = ARM, within: str | Sequence[str] | None = None,
+        baseline: str | None = None, correction: str = "holm", where: str | None = None, argv: Sequence[str] | None = None,
+    ) -> Path:
+        """One self-contained HTML study report (tables, corrected comparisons, plots, decomposition, provenance)."""
+        from seedbench.analysis.html import build_report
+
+        _correction(correction)
+        runs = self._runs(where)
+        check_metric(runs, metric)
+        by_cols = columns(by)
+        tasks = columns(within) if within is not None else [c for c in ("model", "dataset") if c not in by_cols]
+        check_columns(runs, tasks, "--within")
+        frame, arm = combined_arm(runs, by_cols)
+        text = build_report(frame, metric, arm, tasks, store_dir=self.path, where=where, baseline=baseline, correction=correction, argv=argv)
+        out = Path(path)
+        out.write_text(text, encoding="utf-8")
+        return out
+
+
+def minimal_detectable(result: pd.DataFrame) -> list[float]:
+    """Minimal detectable |difference| per row at its n and pooled SD (two-sided t-test, alpha 0.05, power 0.8).
+
+    Shown so that a non-significant difference reads as "smaller than about mde, or not detectable
+    with these seeds" rather than "no difference".
+    """
+    import math
+
+    from seedbench.analysis.power import minimal_detectable_effect
+
+    out = []
+    for n_a, n_b, s_a, s_b in zip(result["n_a"], result["n_b"], result["std_a"], result["std_b"], strict=True):
+        if n_a < 2 or n_b < 2 or math.isnan(s_a) or math.isnan(s_b):
+            out.append(math.nan)
+            continue
+        sd = math.sqrt(((n_a - 1) * s_a**2 + (n_b - 1) * s_b**2) / (n_a + n_b - 2))
+        out.append(minimal_detectable_effect(int(n_a), int(n_b), sd))
+    return out

@@ -53,23 +53,6 @@ dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; } d
 # output path
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """The report's path, or a one-line ConfigError, before any work is done."""
-    out = Path(path).expanduser()
-    if out.suffix.lower() not in EXTENSIONS:
-        raise ConfigError(f"--html {out}: the report file must end in .html or .htm")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.exists():
-        raise ConfigError(f"--html {out}: folder {parent} does not exist; create it or choose another path")
-    if not parent.is_dir():
-        raise ConfigError(f"--html {out}: {parent} is not a folder; choose a path inside a folder")
-    if out.is_dir():
-        raise ConfigError(f"--html {out}: that is a folder; give a file name such as {out / 'study.html'}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise ConfigError(f"--html {out}: not writable; choose a folder you can write to")
-    return out.resolve()
-
-
 # --------------------------------------------------------------------------------------------
 # provenance
 

@@ -17,7 +17,11 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from seedbench.cli.analysis import _check, _columns, _frame, _with_arm
+from seedbench.analysis.api import check_columns as _check
+from seedbench.analysis.api import check_metric
+from seedbench.analysis.api import columns as _columns
+from seedbench.analysis.api import combined_arm as _with_arm
+from seedbench.cli.analysis import open_store
 from seedbench.errors import ConfigError, SeedbenchError
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -26,6 +30,9 @@ _RENDER = {"table": "terminal", "markdown": "markdown", "csv": "csv", "json": "j
 
 def _write(text: str, out: str | None) -> None:
     if out:
+        from seedbench.cli.outputs import check_output
+
+        check_output(out, {".txt", ".md", ".csv", ".json"}, "-o")
         Path(out).write_text(text)
         Console(stderr=True).print(f"wrote {out}")
     else:
@@ -39,7 +46,7 @@ def _render(frame: pd.DataFrame, fmt: str, title: str) -> str:
 
 
 def _runs(args: argparse.Namespace) -> pd.DataFrame:
-    runs = _frame(args)
+    runs = open_store(args).runs(args.where)
     if runs.empty:
         raise SeedbenchError("the store holds no runs (matching --where); run `seedbench sweep` first")
     return runs
@@ -53,7 +60,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     from seedbench.analysis.variance import decompose
 
     runs = _runs(args)
-    _check(runs, [args.metric], "--metric")
+    check_metric(runs, args.metric)
     by = _columns(args.by)
     within = _columns(args.within) if args.within is not None else _default_within(runs, by)
     _check(runs, within, "--within")
@@ -97,7 +104,7 @@ def cmd_power(args: argparse.Namespace) -> int:
     from seedbench.analysis.variance import numeric_metric
 
     runs = _runs(args)
-    _check(runs, [args.metric], "--metric")
+    check_metric(runs, args.metric)
     numeric_metric(runs, args.metric)
     by = _columns(args.by)
     if not by:
