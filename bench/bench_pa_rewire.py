@@ -1,6 +1,6 @@
 """How fast is pa_rewire_, and does it sample the same thing as a plain NumPy implementation?
 
-The NumPy contender below is the algorithm of METHODS.md section 7 written the obvious way: a loop over
+The NumPy contender below is the algorithm of docs/methods.md, "PA rewiring" written the obvious way: a loop over
 rows with numpy Generator.choice(n, size=n, replace=False, p=p) for the Plackett-Luce order (the way
 the reference samples). Both run in the same process on the same base weights:
 

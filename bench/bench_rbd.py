@@ -1,6 +1,6 @@
 """How much does a random-bases step cost? RBD vs the bare random numbers it needs, and vs SGD.
 
-FC net of METHODS.md section 1 (784-128-10, D = 101,770), d = 250, batch 32. Every contender is
+FC net of docs/methods.md, "Networks" (784-128-10, D = 101,770), d = 250, batch 32. Every contender is
 timed round-robin in the same run (so machine noise hits all of them alike), after a warm-up, and the
 table reports medians:
 

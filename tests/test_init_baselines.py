@@ -1,4 +1,4 @@
-"""Baseline initializers (METHODS.md section 9), the generator convention, and strength metrics."""
+"""Baseline initializers (docs/methods.md, "Initializers"), the generator convention, and strength metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PA rewiring: the invariants of METHODS.md section 7, its expected effect, and its sampling law."""
+"""PA rewiring: the invariants of docs/methods.md, "PA rewiring", its expected effect, and its sampling law."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def test_cuda_tensor_stays_on_device_and_is_reproducible() -> None:
     assert strength_stats(a)["score"] < strength_stats(before)["score"]
 
 
-# ---------------------------------------------------------------------------- effect (REFERENCE_RESULTS B)
+# ---------------------------------------------------------------------------- effect (the published numbers in docs/methods.md)
 def kaiming_relu_(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return nn.init.kaiming_normal_(t, mode="fan_in", nonlinearity="relu", generator=generator)
 
@@ -183,7 +183,7 @@ REFERENCE_B = {
 
 @pytest.mark.parametrize("case", list(REFERENCE_B))
 def test_strength_variance_drops_like_the_reference(case: str) -> None:
-    """METHODS.md: 'roughly 5-30x, not to ~0'. The reference's own drops run from 5.5x (conv columns) to
+    """docs/methods.md ("PA rewiring"): 'roughly 5-30x, not to ~0'. The reference's own drops run from 5.5x (conv columns) to
     38x (Kaiming conv rows), so the ratio is bounded by [4, 50] and the levels, averaged over three seeds,
     must match the published single-seed ones within a factor of 1.5."""
     shape, init, (col_before_ref, col_after_ref), (row_before_ref, row_after_ref) = REFERENCE_B[case]

@@ -1,4 +1,4 @@
-"""Stabilized strength (METHODS.md section 8): best-of-K draws, always in the tensor's original shape."""
+"""Stabilized strength (docs/methods.md, "Stabilized strength"): best-of-K draws, always in the tensor's original shape."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from seedbench.models.zoo import ZOO, minimum_side
 
 NAMES = ["base", "alexnet", "resnet50", "vgg19", "googlenet", "squeezenet", "nvidia", "convmixer", "resnet18"]
 
-# Exact counts for 1x64x64 inputs and 10 classes (docs/model-zoo.md), next to METHODS.md's figures.
+# Exact counts for 1x64x64 inputs and 10 classes (docs/model-zoo.md), next to the figures of docs/methods.md ("Sup-Walsh").
 COUNTS_64 = {
     "base": (2_843_760, 2_843_760),
     "alexnet": (57_023_178, 57.0e6),

@@ -1,4 +1,4 @@
-"""Batch-level augmentation as the random-bases study describes it (METHODS.md section 1).
+"""Batch-level augmentation as the random-bases study describes it (docs/methods.md, "Networks").
 
 It runs on whole batches with tensor ops (no per-sample Python) and draws from its own generator, so
 augmentation randomness is a separate stream from weights and data order.

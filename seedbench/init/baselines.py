@@ -1,4 +1,4 @@
-"""The baseline initializations of METHODS.md section 9, selectable by name.
+"""The baseline initializations of docs/methods.md, "Initializers", selectable by name.
 
 Every initializer has the same calling convention, `fn(tensor, generator=None) -> tensor`, so that a
 run config can name one and `stabilize_strength_` / `init_model_` can re-draw it with the run's own

@@ -1,4 +1,4 @@
-"""Preferential-attachment (PA) rewiring of a weight tensor (METHODS.md section 7).
+"""Preferential-attachment (PA) rewiring of a weight tensor (docs/methods.md, "PA rewiring").
 
 Rewiring only permutes values, so it keeps the base initializer's value distribution exactly while
 reorganising which neuron gets which weight: each row's smallest values are sent, with high

@@ -1,4 +1,4 @@
-"""Stabilized strength: random minimisation of strength variance (METHODS.md section 8).
+"""Stabilized strength: random minimisation of strength variance (docs/methods.md, "Stabilized strength").
 
 Draw the base initialization K times and keep the draw whose neuron strengths are most uniform. It
 changes nothing about the base distribution of each value, only which of K equally likely draws is

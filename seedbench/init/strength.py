@@ -2,7 +2,7 @@
 
 A tensor with >= 2 dims is read as a matrix of R = size(0) rows (output neurons) and numel/R columns
 (input neurons; for a conv every (in_channel, ky, kx) is its own input neuron). Strengths are SIGNED
-sums (METHODS.md section 7): with absolute values a neuron with large cancelling weights would look
+sums (docs/methods.md, "PA rewiring"): with absolute values a neuron with large cancelling weights would look
 strong, which is not what rewiring balances. Sums are taken in float64 so the statistics of a float32
 tensor do not depend on summation order.
 """

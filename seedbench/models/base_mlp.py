@@ -1,4 +1,4 @@
-"""'Base': the Sup-Walsh study's own multilayer perceptron (METHODS.md section 10).
+"""'Base': the Sup-Walsh study's own multilayer perceptron (docs/methods.md, "Sup-Walsh").
 
 4096-640-320-50-10 on 1x64x64 inputs gives the study's 2,843,760 parameters. Like the reference network,
 dropout (p=0.5) sits only in front of the output layer and the layers keep PyTorch's default init,

@@ -1,4 +1,4 @@
-"""The two networks of the random-bases study, with its exact parameter counts (METHODS.md section 1).
+"""The two networks of the random-bases study, with its exact parameter counts (docs/methods.md, "Networks").
 
 They are initialised like the reference's Keras layers (Glorot-uniform kernels, zero biases) so an
 'SGD baseline' here starts where the published one did.

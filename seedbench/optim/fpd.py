@@ -1,4 +1,4 @@
-"""FPD, fixed projection descent (METHODS.md section 4): train theta = theta0 + P c with P drawn once.
+"""FPD, fixed projection descent (docs/methods.md, "FPD"): train theta = theta0 + P c with P drawn once.
 
 The clean formulation, not the reference's: the forward pass always sees the current point
 theta0 + P c_t (the reference evaluated theta + P c_{t-1}, double-counting the displacement).

@@ -1,4 +1,4 @@
-"""NES, the natural-evolution-strategies baseline of the random-bases study (METHODS.md section 5).
+"""NES, the natural-evolution-strategies baseline of the random-bases study (docs/methods.md, "NES").
 
 Gradient-free: each population member is the model at theta + sigma * e_i with RAW noise
 e_i ~ N(0, I_D), scored by a closure that draws its own minibatch. Ranks, not raw losses, weight the

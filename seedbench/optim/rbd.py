@@ -1,4 +1,4 @@
-"""RBD, random bases descent (METHODS.md section 3): SGD on the projection of g onto d fresh random directions."""
+"""RBD, random bases descent (docs/methods.md, "RBD"): SGD on the projection of g onto d fresh random directions."""
 
 from __future__ import annotations
 

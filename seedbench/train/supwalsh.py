@@ -1,4 +1,4 @@
-"""Sup-Walsh pretraining (METHODS.md section 10), as a plain library: no machinable, no data loaders.
+"""Sup-Walsh pretraining (docs/methods.md, "Sup-Walsh"), as a plain library: no machinable, no data loaders.
 
 A linear "support" network turns a 2-D point per class (t-SNE of one image per class, or random) and
 the class's code into a synthetic image; the main classifier learns to label those images, and

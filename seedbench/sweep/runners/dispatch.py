@@ -1,6 +1,6 @@
 """Prepare a cell in the driver; execute it anywhere with nothing but path strings.
 
-The split every engine follows (DESIGN.md, machinable and Ray):
+The split every engine follows (docs/engine.md, "Who writes what"):
 
 - `prepare_cell` runs in the driver, the only process that writes the machinable index: it
   materialises the cell's interface and prepares its run-record (`Execution.prepare_dispatch`, which
