@@ -274,9 +274,18 @@ def load_plugins_from_env() -> None:
 
 
 def _builtins() -> None:
-    """Register the built-in methods, models and initializers on first use (they use this module)."""
+    """Register the built-in methods, aliases, models and initializers on first use, as a plugin would."""
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    import seedbench.methods.builtin  # noqa: F401 - registers the built-in methods, aliases, models and initializers
+    from seedbench.methods.builtin import ALIASES, INITIALIZERS, METHODS, MODELS
+
+    for method in METHODS:
+        register_method(method)
+    for name, (target, patch) in ALIASES.items():
+        register_alias(name, target, patch)
+    for model in MODELS:
+        register_model(**model)
+    for name, ref in INITIALIZERS.items():
+        register_initializer(name, ref)

@@ -17,7 +17,7 @@ import numpy as np
 
 from seedbench.data.cifar import TEST_BATCH, TRAIN_BATCHES, read_cifar10
 from seedbench.data.idx import read_idx
-from seedbench.data.registry import SPLIT_SEED, DataDir, DatasetSpec, RawSplits, data_dirs, register_dataset
+from seedbench.data.spec import SPLIT_SEED, DataDir, DatasetSpec, RawSplits, data_dirs
 from seedbench.errors import DataError
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -181,26 +181,29 @@ def load_digits(path: Path) -> RawSplits:
 
 # -- registration ---------------------------------------------------------------------------------------
 
-register_dataset(DatasetSpec(
+# The built-in datasets; seedbench.data.registry registers them on first use, as it registers a plugin's.
+BUILTINS: list[DatasetSpec] = [
+    DatasetSpec(
     name="digits", classes=10, shape=(1, DIGITS_SIDE, DIGITS_SIDE), load=load_digits, locate=locate_digits,
     val_size=300,  # digits is small (1,437 training images), so it holds out less
     augmentation="mnist", how_to_get="ships with scikit-learn; run `pip install scikit-learn`",
     description="scikit-learn's 1,797 8x8 digits resized to 28x28",
-))
-register_dataset(DatasetSpec(
+    ),
+    DatasetSpec(
     name="mnist", classes=10, shape=(1, 28, 28), load=load_idx, locate=idx_locator(["mnist", "MNIST"]),
     val_size=10_000, augmentation="mnist",
     how_to_get="put train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz) "
     f"and t10k-labels-idx1-ubyte(.gz) in DIR/mnist {_DATA_DIR_HINT}",
-))
-register_dataset(DatasetSpec(
+    ),
+    DatasetSpec(
     name="fmnist", classes=10, shape=(1, 28, 28), load=load_idx,
     locate=idx_locator(["fmnist", "fashion-mnist", "fashion_mnist", "FashionMNIST"], [DEBIAN_FMNIST]),
     val_size=10_000, augmentation="mnist",
     how_to_get=f"run `apt-get install dataset-fashion-mnist` (Debian), or put the four Fashion-MNIST IDX files in DIR/fmnist {_DATA_DIR_HINT}",
-))
-register_dataset(DatasetSpec(
+    ),
+    DatasetSpec(
     name="cifar10", classes=10, shape=(3, 32, 32), load=load_cifar10, locate=locate_cifar10,
     val_size=10_000, augmentation="cifar10",
     how_to_get=f"extract cifar-10-python.tar.gz (data_batch_1..5, test_batch) into DIR/cifar10 {_DATA_DIR_HINT}",
-))
+    ),
+]

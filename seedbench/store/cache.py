@@ -30,7 +30,6 @@ from seedbench.store.records import (
     RUN_FILE,
     CorruptRun,
     coerce_row,
-    epoch_table,
     flatten_record,
     load_run_record,
     parse_epochs,
@@ -126,6 +125,8 @@ def read_folder(root: Path, rel: str, sigs: Sigs) -> tuple[dict[str, Any], pa.Ta
         except OSError as exc:
             raise CorruptRun(f"{EPOCHS_FILE}: cannot read: {exc.strerror or exc}") from None
         parsed, _ = parse_epochs(data, running=record["status"] == "running")
+        from seedbench.store.arrow import epoch_table  # pyarrow only once a folder is read
+
         epochs = epoch_table(parsed, row["run_id"], rel) if parsed else None
     return row, epochs
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from seedbench.record import RunRecord
-from seedbench.store.records import TOP_LEVEL_KEYS
+from seedbench.record import TOP_LEVEL_KEYS, RunRecord
 
 # The first columns of `runs`, in this order; every other typed column comes from RunRecord's fields.
 RUN_HEAD = {

@@ -36,8 +36,7 @@ from seedbench.record import CACHED_MARKER, RUN_FILE, TRACEBACK_FILE, WORKER_FIL
 from seedbench.config import DEVICE_ENV, PLACEMENT_ENV, PLUGIN_ENV  # noqa: F401 - engines import them from here
 FORWARDED_ENV_PREFIXES = ("SEEDBENCH_", "MACHINABLE_")
 
-# code-provenance manifests captured by this driver, per manifest module (see engine/execution.py)
-MANIFESTS: dict[str, Any] = {}
+from seedbench.sweep.runners.provenance import MANIFESTS, begin_sweep  # noqa: F401 - the engines start a sweep through here
 
 
 @dataclass
@@ -64,11 +63,6 @@ class PreparedCell:
 def forwarded_env() -> dict[str, str]:
     """The driver's seedbench/machinable settings, handed to workers (which inherit the cluster's env)."""
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES) and k != "MACHINABLE_INDEX"}
-
-
-def begin_sweep() -> None:
-    """Forget manifests captured by an earlier sweep of this process (the code may have changed)."""
-    MANIFESTS.clear()
 
 
 def forget_entry(entry: Any, directory: Path) -> None:

@@ -20,7 +20,7 @@ class SweepExecution(Execution):
         from machinable.interface import Interface
         from machinable.project import Project
 
-        from seedbench.sweep.runners.dispatch import MANIFESTS  # a module machinable never re-executes
+        from seedbench.sweep.runners.provenance import MANIFESTS  # a module machinable never re-executes
 
         if not Project.is_connected():
             return
