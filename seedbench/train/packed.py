@@ -260,7 +260,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
         return []
     device = torch.device(settings.device)
     for m in members:
-        m.model.to(device)
+        m.model.to(device).train()
     _check_members(members, settings, data)
     data = data.to(device)
     forward, _path = build_forward(members[0].model, _conv_mode(settings, device), settings.forward)
@@ -287,15 +287,13 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
     active = list(range(size))  # active[row] = index into members of the row-th slice of the pack
     started = time.perf_counter()
 
-    def next_batch(member: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = streams[member].next()
-        xb = data.x_train[idx]
-        aug = augs[member]
-        return (aug(xb) if aug is not None else xb), data.y_train[idx]
-
     def batches(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        drawn = [next_batch(active[r]) for r in rows]
-        return torch.stack([x for x, _ in drawn]), torch.stack([y for _, y in drawn])
+        """Each member's next minibatch, (len(rows), B, ...): its own indices, then its own augmentation."""
+        idx = torch.stack([streams[active[r]].next() for r in rows])
+        xb = data.x_train[idx]  # one gather for the pack
+        if settings.augment:
+            xb = torch.stack([augs[active[r]](xb[i]) for i, r in enumerate(rows)])  # type: ignore[misc]
+        return xb, data.y_train[idx]
 
     def member_losses(params, buffers, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = forward(params, buffers, xb)

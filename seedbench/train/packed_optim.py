@@ -114,8 +114,6 @@ class VectorSGD:
                 momentum = _per_member(self.momentum, p)
                 if buf is None:
                     buf = self.buffers[i] = grad.detach().clone()
-                elif isinstance(momentum, torch.Tensor):
-                    buf.mul_(momentum).add_(grad, alpha=1 - self.dampening)
                 else:
                     buf.mul_(momentum).add_(grad, alpha=1 - self.dampening)
                 if self.nesterov:
