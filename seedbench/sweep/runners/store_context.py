@@ -43,12 +43,66 @@ def open_store(store: str | os.PathLike | None = None) -> Iterator[Path]:
     directory = store_dir(store)
     directory.mkdir(parents=True, exist_ok=True)
     database = index_database(store)
+    if database and Path(database) == directory / ".machinable.sqlite":
+        relocate_index(Path(database), directory)
     with contextlib.ExitStack() as stack:
         stack.enter_context(Project(root))
         stack.enter_context(Storage({"directory": str(directory)}))
         if database:
             stack.enter_context(Index({"database": database}))
         yield directory
+
+
+FILE_URI = "file://"
+
+
+def _old_root(paths: list[Path], directory: Path) -> Path | None:
+    """The folder a moved or copied store used to live in: the ancestor whose part below it exists here."""
+    for path in paths:
+        for ancestor in path.parents:
+            if ancestor == path.parent:
+                continue  # the folder itself is never a store's top level
+            if (directory / path.relative_to(ancestor)).is_dir():
+                return ancestor
+    return None
+
+
+def relocate_index(database: Path, directory: Path) -> int:
+    """Point the store's own index at this copy of the store, if the store was moved or copied.
+
+    machinable records every folder as an absolute file:// URI. Without this, a store copied to a new
+    path would look its cells up in the store it was copied from: reuse folders that are not in it,
+    judge a cell by another store's record, even prepare reruns there. Rows whose folders are already
+    under `directory` are left alone; returns how many rows were rewritten.
+    """
+    import sqlite3
+
+    if not database.is_file():
+        return 0
+    inside = str(directory) + os.sep
+    with contextlib.closing(sqlite3.connect(database, timeout=60)) as db:
+        try:
+            rows = db.execute("SELECT rowid, storage_uri, local_uri FROM 'index' WHERE kind != 'Project'").fetchall()
+        except sqlite3.Error:
+            return 0  # not machinable's index (or a newer schema): leave it to machinable
+        paths = [Path(uri[len(FILE_URI):]) for _, storage, local in rows for uri in (local, storage)
+                 if isinstance(uri, str) and uri.startswith(FILE_URI) and not uri[len(FILE_URI):].startswith(inside)]
+        if not paths:
+            return 0
+        old = _old_root(paths, directory)
+        if old is None:
+            return 0
+        prefix = str(old) + os.sep
+
+        def moved(uri: str | None) -> str | None:
+            if isinstance(uri, str) and uri.startswith(FILE_URI + prefix):
+                return FILE_URI + str(directory / uri[len(FILE_URI + prefix):])
+            return uri
+
+        updates = [(moved(storage), moved(local), rowid) for rowid, storage, local in rows if (moved(storage), moved(local)) != (storage, local)]
+        with db:
+            db.executemany("UPDATE 'index' SET storage_uri = ?, local_uri = ? WHERE rowid = ?", updates)
+    return len(updates)
 
 
 MIN_FREE_BYTES = 64 * 1024**2  # below this a sweep would fail half-way through writing its records

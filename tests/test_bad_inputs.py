@@ -1,0 +1,658 @@
+"""A corpus of bad inputs, each run through the real command line in a subprocess.
+
+The project's rule for bad input (a typo in a name, a malformed config or YAML file, a missing or
+corrupt data file, invalid labels, a bad query, an unwritable output path, a broken store): ONE line
+on stderr naming the problem and the fix, exit status 2, no traceback, and nothing stored changed -
+no run folder created, no output file written. Every case below runs against its own copy of one
+small real store (trained once per module) and checks all of that by hashing every file under the
+test's folder before and after the command.
+
+Only a valid cell that raises while it runs exits 1 ("failed", traceback in the cell's folder), and
+Ctrl-C exits 130 with one line; both are tested at the end, with the store faults that are not exit 2
+(a corrupt sweep file for `status`, a truncated run.json the next sweep must redo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seedbench.data.cifar import write_batch
+from seedbench.data.idx import write_idx
+from tests.conftest import ROOT, make_cifar_dataset, make_idx_dataset, run_cli
+
+# The one cell every sweep case aims at: the same cell the module's store holds, so a case that were
+# wrongly accepted would reuse it (or train and add a folder, which the snapshot catches).
+GRID = ["--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0"]
+TINY = ["--set", "epochs=1", "--set", "limit_train=32", "--set", "val_size=16"]
+# Nothing from the caller's environment may point a case at other data, another catalogue, index or Ray.
+CLEAN_ENV = {"SEEDBENCH_DATA": "", "SEEDBENCH_CATALOG": "", "MACHINABLE_INDEX": "", "RAY_ADDRESS": ""}
+CACHE_DIR = ".seedbench-cache"  # derived and disposable (docs/security.md); its fingerprints hold inodes, so a copy refreshes it
+N_TRAIN, N_TEST = 60, 20  # the small IDX datasets written per case
+
+
+# -- the shared store and the per-case context ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("base") / "store"
+    result = run_cli("sweep", *GRID, "--store", str(store), *TINY, "--quiet", env=CLEAN_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 cells: trained 1" in result.stdout, result.stdout
+    assert len(list(store.rglob("run.json"))) == 1
+    return store
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    store: Path
+    env: dict[str, str] = field(default_factory=lambda: dict(CLEAN_ENV))
+
+    def write(self, name: str, content: str | bytes) -> Path:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+    def sweep(self, *extra: str) -> list[str]:
+        """The module's one-cell sweep on this case's store copy; later flags override the grid's."""
+        return ["sweep", *GRID, "--store", str(self.store), *TINY, "--quiet", *extra]
+
+    def spec(self, text: str) -> list[str]:
+        """A sweep from a YAML file whose store is this case's copy unless the text says otherwise."""
+        path = self.write("sweep.yaml", text)
+        return ["sweep", str(path), "--store", str(self.store), "--quiet"]
+
+    def catalog(self, text: str) -> list[str]:
+        self.env["SEEDBENCH_CATALOG"] = str(self.write("catalog.yaml", text))
+        return self.sweep()
+
+    def plugin(self, source: str, name: str = "plugin.py") -> str:
+        return str(self.write(name, source))
+
+    @property
+    def data(self) -> Path:
+        return self.tmp / "data"
+
+    def mnist(self, gz: bool = False) -> Path:
+        return make_idx_dataset(self.data / "mnist", n_train=N_TRAIN, n_test=N_TEST, gz=gz)
+
+    def cifar(self) -> Path:
+        return make_cifar_dataset(self.data / "cifar10", per_batch=10)
+
+    def on(self, dataset: str, *extra: str) -> list[str]:
+        return self.sweep("--dataset", dataset, "--data-dir", str(self.data), *extra)
+
+    def analysis(self, command: str, *extra: str) -> list[str]:
+        return [command, "--store", str(self.store), *extra]
+
+    def query(self, sql: str, *extra: str) -> list[str]:
+        return ["query", "--store", str(self.store), sql, *extra]
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, base_store: Path) -> Iterator[Ctx]:
+    store = tmp_path / "store"
+    shutil.copytree(base_store, store, symlinks=True)
+    yield Ctx(tmp_path, store)
+    for folder in [tmp_path, *(p for p in tmp_path.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        folder.chmod(0o755)  # a read-only case's folders, so pytest can clean up
+
+
+def snapshot(root: Path) -> dict[str, str | None]:
+    """Every folder and every file's sha256 under `root` (the disposable query cache excepted)."""
+    out: dict[str, str | None] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != CACHE_DIR)
+        base = Path(dirpath)
+        out[str(base.relative_to(root)) + "/"] = None
+        for name in filenames:
+            path = base / name
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "not a file"
+    return out
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    everything = result.stdout + result.stderr
+    assert result.returncode == 2, f"exit {result.returncode}\n{everything}"
+    assert "Traceback" not in everything, everything
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"{len(lines)} stderr lines:\n{result.stderr}"
+    assert lines[0].startswith("error:"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# -- plugins and files the cases use ---------------------------------------------------------------
+
+BAD_NAME_METHOD = """
+import torch
+from seedbench import Method, TrialConfig, register_method
+register_method(Method(name="my-sgd", config=TrialConfig, learning_rates={"default": {"*": 0.1}},
+                       optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr)))
+"""
+
+BAD_CONFIG_METHOD = """
+import torch
+from seedbench import Method, register_method
+register_method(Method(name="dictcfg", config=dict, learning_rates={"default": {"*": 0.1}},
+                       optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr)))
+"""
+
+ALIAS_CLASH_METHOD = """
+import torch
+from seedbench import Method, TrialConfig, register_method
+register_method(Method(name="pa_rewiring", config=TrialConfig, learning_rates={"default": {"*": 0.1}},
+                       optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr)))
+"""
+
+PLAIN_DATASET = """
+from pathlib import Path
+import numpy as np
+from seedbench.data import DatasetSpec, RawSplits, register_dataset
+
+def load(location):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 1, 28, 28)).astype(np.uint8)
+    y = np.arange(64) % 3
+    return RawSplits(x, y, x[:16], y[:16], {})
+
+register_dataset(DatasetSpec(name="plain", classes=3, shape=(1, 28, 28), load=load, locate=lambda data_dir: Path(__file__),
+                             val_size=8, augmentation=None, how_to_get="written by the test"))
+"""
+
+# A valid method whose optimizer, on request ($SB_PROBE), raises or holds still: the exit-1 and Ctrl-C cases.
+PROBE_METHOD = """
+import os, time
+from pathlib import Path
+import torch
+from seedbench import Method, TrialConfig, register_method
+
+class Probe(torch.optim.SGD):
+    def step(self, closure=None):
+        mode = os.environ.get("SB_PROBE", "")
+        if mode == "raise":
+            raise RuntimeError("the probe optimizer raised on purpose")
+        if mode.startswith("hold:"):
+            Path(mode[5:]).touch()
+            time.sleep(120)
+        return super().step(closure)
+
+register_method(Method(name="probe", config=TrialConfig, learning_rates={"default": {"*": 0.1}},
+                       optimizer=lambda p, lr, cfg, seed: Probe(p, lr=lr)))
+"""
+
+
+class _OpenFile:
+    """Pickles as a call to builtins.open(path, "w"): a CIFAR batch that would create a file if it ran."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+class _System:
+    """Pickles as os.system(command)."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def idx_bytes(dtype_code: int, array: np.ndarray, big_endian_dtype: str) -> bytes:
+    header = bytes([0, 0, dtype_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=big_endian_dtype).tobytes()
+
+
+def _idx(ctx: Ctx, stem: str, gz: bool = False) -> Path:
+    return ctx.mnist(gz) / (stem + (".gz" if gz else ""))
+
+
+def _truncated_idx(ctx: Ctx) -> list[str]:
+    path = _idx(ctx, "train-images-idx3-ubyte")
+    path.write_bytes(path.read_bytes()[:-1])
+    return ctx.on("mnist")
+
+
+def _wrong_magic(ctx: Ctx) -> list[str]:
+    path = _idx(ctx, "train-labels-idx1-ubyte")
+    path.write_bytes(b"\x12\x34" + path.read_bytes()[2:])
+    return ctx.on("mnist")
+
+
+def _labels_255(ctx: Ctx) -> list[str]:
+    labels = np.zeros(N_TRAIN, np.uint8)
+    labels[7] = 255
+    write_idx(_idx(ctx, "train-labels-idx1-ubyte"), labels)
+    return ctx.on("mnist")
+
+
+def _float_labels(ctx: Ctx) -> list[str]:
+    _idx(ctx, "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(0x0D, np.arange(N_TEST) % 10, ">f4"))
+    return ctx.on("mnist")
+
+
+def _count_mismatch(ctx: Ctx) -> list[str]:
+    write_idx(_idx(ctx, "train-labels-idx1-ubyte"), np.zeros(N_TRAIN - 1, np.uint8))
+    return ctx.on("mnist")
+
+
+def _corrupt_gzip(ctx: Ctx) -> list[str]:
+    _idx(ctx, "t10k-images-idx3-ubyte", gz=True).write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    return ctx.on("mnist")
+
+
+def _truncated_gzip(ctx: Ctx) -> list[str]:
+    path = _idx(ctx, "train-images-idx3-ubyte", gz=True)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    return ctx.on("mnist")
+
+
+def _missing_idx_file(ctx: Ctx) -> list[str]:
+    _idx(ctx, "t10k-labels-idx1-ubyte").unlink()
+    return ctx.on("mnist")
+
+
+def _idx_is_directory(ctx: Ctx) -> list[str]:
+    path = _idx(ctx, "train-labels-idx1-ubyte")
+    path.unlink()
+    path.mkdir()
+    return ctx.on("mnist")
+
+
+def _idx_wrong_shape(ctx: Ctx) -> list[str]:
+    write_idx(_idx(ctx, "train-images-idx3-ubyte"), np.zeros((N_TRAIN, 32, 32), np.uint8))
+    return ctx.on("mnist")
+
+
+def _cifar_label_50(ctx: Ctx) -> list[str]:
+    labels = np.arange(10) % 10
+    labels[3] = 50
+    write_batch(ctx.cifar() / "data_batch_4", np.zeros((10, 3072), np.uint8), labels)
+    return ctx.on("cifar10")
+
+
+def _cifar_payload_open(ctx: Ctx) -> list[str]:
+    with open(ctx.cifar() / "data_batch_1", "wb") as fh:
+        pickle.dump({b"data": _OpenFile(ctx.tmp / "pwned"), b"labels": [0] * 10}, fh)
+    return ctx.on("cifar10")
+
+
+def _cifar_payload_system(ctx: Ctx) -> list[str]:
+    with open(ctx.cifar() / "test_batch", "wb") as fh:
+        pickle.dump({b"data": _System(f"touch {ctx.tmp / 'pwned'}"), b"labels": [0] * 10}, fh)
+    return ctx.on("cifar10")
+
+
+def _cifar_missing_batch(ctx: Ctx) -> list[str]:
+    (ctx.cifar() / "data_batch_5").unlink()
+    return ctx.on("cifar10")
+
+
+def _cifar_wrong_shape(ctx: Ctx) -> list[str]:
+    write_batch(ctx.cifar() / "data_batch_2", np.zeros((10, 1024), np.uint8), np.zeros(10))
+    return ctx.on("cifar10")
+
+
+def _cifar_truncated(ctx: Ctx) -> list[str]:
+    path = ctx.cifar() / "data_batch_1"
+    path.write_bytes(path.read_bytes()[:-200])
+    return ctx.on("cifar10")
+
+
+def _data_dir_is_file(ctx: Ctx) -> list[str]:
+    ctx.write("data", b"not a folder")
+    return ctx.on("mnist")
+
+
+def _empty_data_dir(ctx: Ctx) -> list[str]:
+    ctx.data.mkdir()
+    return ctx.on("mnist")
+
+
+def _val_size_over_files(ctx: Ctx) -> list[str]:
+    ctx.mnist()
+    return ctx.on("mnist", "--set", "limit_train=null", "--set", f"val_size={N_TRAIN}")
+
+
+def _read_only_store(ctx: Ctx) -> list[str]:
+    folders = [ctx.store, *(p for p in ctx.store.rglob("*") if p.is_dir())]
+    for folder in folders:
+        folder.chmod(0o555)
+    if os.access(ctx.store, os.W_OK):  # root: mode bits do not stop writes (the store-is-a-file cases cover this user)
+        for folder in folders:
+            folder.chmod(0o755)
+        pytest.skip("chmod does not make a folder read-only for this user (root); a read-only store cannot be made here")
+    return ctx.sweep("--seeds", "1")
+
+
+def _store_is_file(ctx: Ctx, command: Callable[[Ctx], list[str]]) -> list[str]:
+    ctx.store = ctx.write("store-file", b"I am not a folder")
+    return command(ctx)
+
+
+def _store_under_file(ctx: Ctx) -> list[str]:
+    ctx.store = ctx.write("store-file", b"I am not a folder") / "sub"
+    return ctx.sweep()
+
+
+# -- the corpus ------------------------------------------------------------------------------------
+
+Build = Callable[[Ctx], list[str]]
+CASES: list = []
+
+
+def case(id: str, build: Build, *fragments: str, marks=()) -> None:
+    CASES.append(pytest.param(build, fragments, id=id, marks=marks))
+
+
+# command-line flags of `sweep`
+case("flag-unknown-method", lambda c: c.sweep("--method", "sgdd"), "sgdd", "did you mean 'sgd'")
+case("flag-unknown-model", lambda c: c.sweep("--model", "fcc"), "unknown model 'fcc'")
+case("flag-unknown-dataset", lambda c: c.sweep("--dataset", "digitz"), "unknown dataset 'digitz'")
+case("flag-unknown-initializer", lambda c: c.sweep("--set", "init=orthgonal"), "orthgonal", "did you mean 'orthogonal'")
+case("flag-unknown-preset", lambda c: c.sweep("--preset", "tabel1"), "tabel1", "did you mean ~table1")
+case("flag-unknown-device", lambda c: c.sweep("--set", "device=gpu"), "device", "gpu")
+case("flag-device-bad-index", lambda c: c.sweep("--set", "device=cuda:x"), "device")
+case("flag-seeds-letters", lambda c: c.sweep("--seeds", "a-b"), "a-b")
+case("flag-seeds-reversed", lambda c: c.sweep("--seeds", "3-1"), "3-1", "below the start")
+case("flag-seeds-negative", lambda c: c.sweep("--seeds", "-1"), "-1")
+case("flag-seeds-empty", lambda c: c.sweep("--seeds", ""), "seeds")
+case("flag-seeds-trailing-dash", lambda c: c.sweep("--seeds", "0-"), "0-")
+case("flag-init-seeds-bad", lambda c: c.sweep("--init-seeds", "x"), "--init-seeds")
+case("flag-set-without-equals", lambda c: c.sweep("--set", "lr"), "--set 'lr'", "KEY=VALUE")
+case("flag-set-unknown-key", lambda c: c.sweep("--set", "momentm=0.9"), "momentm")
+case("flag-set-wrong-type", lambda c: c.sweep("--set", "epochs=many"), "epochs", "many")
+case("flag-set-lr-inf", lambda c: c.sweep("--set", "lr=.inf"), "lr", "finite")
+case("flag-set-lr-nan", lambda c: c.sweep("--set", "lr=nan"), "lr")
+case("flag-set-lr-negative", lambda c: c.sweep("--set", "lr=-1"), "lr", "-1")
+case("flag-set-epochs-zero", lambda c: c.sweep("--set", "epochs=0"), "epochs")
+case("flag-epochs-zero", lambda c: c.sweep("--epochs", "0"), "epochs")
+case("flag-epochs-not-int", lambda c: c.sweep("--epochs", "x"), "--epochs", "--help")
+case("flag-set-batch-size-zero", lambda c: c.sweep("--set", "batch_size=0"), "batch_size")
+case("flag-set-limit-train-zero", lambda c: c.sweep("--set", "limit_train=0"), "limit_train")
+case("flag-set-seed-negative", lambda c: c.sweep("--set", "seed=-1"), "seed")
+case("flag-set-stop-rule", lambda c: c.sweep("--set", "stop_rule=sometimes"), "stop_rule")
+case("flag-set-framework", lambda c: c.sweep("--set", "framework=jax"), "framework")
+case("flag-set-num-cpus-zero", lambda c: c.sweep("--set", "num_cpus=0"), "num_cpus")
+case("flag-set-resources-not-mapping", lambda c: c.sweep("--set", "resources=5"), "resources")
+case("flag-resources-not-json", lambda c: c.sweep("--resources", "{num_gpus: 1"), "--resources", "not JSON")
+case("flag-resources-not-object", lambda c: c.sweep("--resources", "[1, 2]"), "--resources", "JSON object")
+case("flag-resources-negative", lambda c: c.sweep("--resources", '{"num_cpus": -1}'), "num_cpus", ">= 0")
+case("flag-resources-unknown-on-local", lambda c: c.sweep("--resources", '{"bogus": 1}'), "bogus", "local engine")
+case("flag-pack-zero", lambda c: c.sweep("--pack", "0"), "--pack", "positive integer")
+case("flag-pack-letters", lambda c: c.sweep("--pack", "x"), "--pack", "positive integer")
+case("flag-engine-bogus", lambda c: c.sweep("--engine", "bogus"), "bogus", "--help")
+case("flag-ray-address-on-local-engine", lambda c: c.sweep("--engine", "local", "--ray-address", "127.0.0.1:1"), "--ray-address", "--engine ray")
+case("flag-ray-address-unreachable", lambda c: c.sweep("--ray-address", "127.0.0.1:1"), "127.0.0.1:1")
+case("flag-ray-address-malformed", lambda c: c.sweep("--ray-address", "no-port-here"), "no-port-here")
+case("flag-unknown-flag", lambda c: c.sweep("--bogus-flag"), "--bogus-flag", "--help")
+case("flag-unknown-command", lambda c: ["swep", "--store", str(c.store)], "swep", "--help")
+case("flag-no-grid", lambda c: ["sweep", "--store", str(c.store)], "--method")
+case("flag-empty-dataset-list", lambda c: c.sweep("--dataset", ","), "empty")
+case("flag-data-dir-is-file", _data_dir_is_file, "is a file")
+case("flag-batch-size-over-train", lambda c: c.sweep("--set", "batch_size=64"), "batch_size 64", "lower batch_size")
+case("flag-val-size-over-train", lambda c: c.sweep("--set", "limit_train=null", "--set", "val_size=100000"), "val_size")
+
+# analysis commands: flags and missing stores
+case("report-correction-bogus", lambda c: c.analysis("report", "--correction", "bogus"), "bogus")
+case("compare-correction-bogus", lambda c: c.analysis("compare", "--by", "method", "--correction", "bogus"), "bogus")
+case("compare-text-metric", lambda c: c.analysis("compare", "--by", "method", "--metric", "host"), "host")
+case("report-text-metric", lambda c: c.analysis("report", "--metric", "status"), "status")
+case("report-unknown-metric", lambda c: c.analysis("report", "--metric", "accuracyy"), "accuracyy")
+case("compare-unknown-by", lambda c: c.analysis("compare", "--by", "methd"), "methd")
+case("plot-unknown-kind", lambda c: c.analysis("plot", "--kind", "nope", "-o", str(c.tmp / "p.png")), "nope", "--help")
+case("status-missing-store", lambda c: ["status", "--store", str(c.tmp / "nope")], "does not exist")
+case("report-missing-store", lambda c: ["report", "--store", str(c.tmp / "nope")], "nope")
+case("compare-missing-store", lambda c: ["compare", "--by", "method", "--store", str(c.tmp / "nope")], "nope")
+case("plot-missing-store", lambda c: ["plot", "--store", str(c.tmp / "nope"), "-o", str(c.tmp / "p.png")], "nope")
+case("query-missing-store", lambda c: ["query", "--store", str(c.tmp / "nope"), "SELECT 1"], "nope")
+case("export-missing-store", lambda c: ["export", "--store", str(c.tmp / "nope"), "-o", str(c.tmp / "x.parquet")], "nope")
+
+# sweep YAML files
+SPEC = "methods: [sgd]\nmodels: [fc]\ndatasets: [digits]\nseeds: 0\noverrides: {epochs: 1, limit_train: 32, val_size: 16}\n"
+case("yaml-not-a-mapping", lambda c: c.spec("- sgd\n- fc\n"), "mapping")
+case("yaml-binary-file", lambda c: ["sweep", str(c.write("sweep.yaml", bytes(range(256)) * 4)), "--store", str(c.store)], "sweep.yaml")
+case("yaml-directory", lambda c: ["sweep", str(c.tmp), "--store", str(c.store)], "directory")
+case("yaml-missing-file", lambda c: ["sweep", str(c.tmp / "nope.yaml"), "--store", str(c.store)], "nope.yaml", "not found")
+case("yaml-unknown-key", lambda c: c.spec(SPEC + "epochz: 3\n"), "epochz")
+case("yaml-seeds-letters", lambda c: c.spec(SPEC.replace("seeds: 0", "seeds: [a, b]")), "seeds")
+case("yaml-seeds-negative", lambda c: c.spec(SPEC.replace("seeds: 0", "seeds: -3")), "seeds", "-3")
+case("yaml-store-not-string", lambda c: ["sweep", str(c.write("sweep.yaml", SPEC + "store: 5\n"))], "store", "5")
+case("yaml-overrides-list", lambda c: c.spec(SPEC.replace("overrides: {epochs: 1, limit_train: 32, val_size: 16}", "overrides: [1]")), "overrides")
+case("yaml-resources-number", lambda c: c.spec(SPEC + "resources: 5\n"), "resources")
+case("yaml-engine-number", lambda c: c.spec(SPEC + "engine: 3\n"), "engine")
+case("yaml-engine-unknown", lambda c: c.spec(SPEC + "engine: slurm\n"), "slurm")
+case("yaml-plugin-missing", lambda c: c.spec(SPEC + "plugins: [missing.py]\n"), "missing.py")
+case("yaml-bad-syntax", lambda c: c.spec("methods: [sgd\nmodels: fc\n"), "not valid YAML")
+case("yaml-empty-file", lambda c: c.spec(""), "sweep.yaml")
+case("yaml-methods-number", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: 5")), "methods")
+case("yaml-methods-mapping", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: {sgd: 1}")), "methods")
+case("yaml-pack-zero", lambda c: c.spec(SPEC + "pack: 0\n"), "pack")
+case("yaml-base-seed-negative", lambda c: c.spec(SPEC + "base_seed: -1\n"), "base_seed")
+case("yaml-seed-key-unknown", lambda c: c.spec(SPEC + "seed_key: model_seed\n"), "seed_key")
+case("yaml-missing-datasets", lambda c: c.spec(SPEC.replace("datasets: [digits]\n", "")), "datasets")
+case("yaml-override-inf", lambda c: c.spec(SPEC.replace("epochs: 1,", "lr: .inf, epochs: 1,")), "lr", "finite")
+case("yaml-data-dir-number", lambda c: c.spec(SPEC + "data_dir: 7\n"), "data_dir")
+case("yaml-unknown-method", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: [sgdd]")), "sgdd")
+case("yaml-init-seeds-text", lambda c: c.spec(SPEC + "init_seeds: lots\n"), "init_seeds")
+
+# machinable.yaml, through $SEEDBENCH_CATALOG
+case("catalog-bad-yaml", lambda c: c.catalog("presets:\n  quick: {epochs: 1\n"), "not valid YAML")
+case("catalog-unknown-section", lambda c: c.catalog("presets: {}\nschedules: {}\n"), "schedules")
+case("catalog-preset-unknown-key", lambda c: c.catalog("presets:\n  quick: {epochz: 1}\n"), "quick", "epochz")
+case("catalog-preset-wrong-type", lambda c: c.catalog("presets:\n  quick: {epochs: many}\n"), "quick", "epochs")
+case("catalog-preset-not-mapping", lambda c: c.catalog("presets:\n  quick: 5\n"), "quick")
+case("catalog-presets-list", lambda c: c.catalog("presets: [quick]\n"), "presets")
+case("catalog-not-mapping", lambda c: c.catalog("- quick\n"), "mapping")
+case("catalog-learning-rates", lambda c: c.catalog("presets: {}\nlearning_rates: {sgd: 0.1}\n"), "learning_rates")
+
+
+def _catalog_env(c: Ctx, path: Path) -> list[str]:
+    c.env["SEEDBENCH_CATALOG"] = str(path)
+    return c.sweep()
+
+
+case("catalog-directory", lambda c: _catalog_env(c, c.tmp), "directory")
+case("catalog-missing", lambda c: _catalog_env(c, c.tmp / "nope.yaml"), "nope.yaml", "not found")
+
+# plugins
+case("plugin-missing-file", lambda c: c.sweep("--plugin", str(c.tmp / "missing.py")), "missing.py")
+case("plugin-missing-module", lambda c: c.sweep("--plugin", "no_such_plugin_module_xyz"), "no_such_plugin_module_xyz")
+case("plugin-syntax-error", lambda c: c.sweep("--plugin", c.plugin("def broken(:\n    pass\n")), "plugin.py", "SyntaxError")
+case("plugin-raises-at-import", lambda c: c.sweep("--plugin", c.plugin("raise RuntimeError('plugin says no')\n")), "plugin says no")
+case("plugin-import-error", lambda c: c.sweep("--plugin", c.plugin("import no_such_dependency_xyz\n")), "no_such_dependency_xyz")
+case("plugin-not-utf8", lambda c: c.sweep("--plugin", str(c.write("plugin.py", b"\xff\xfe\x00bad"))), "plugin.py")
+case("plugin-method-name-dash", lambda c: c.sweep("--plugin", c.plugin(BAD_NAME_METHOD)), "my-sgd")
+case("plugin-method-config-not-trialconfig", lambda c: c.sweep("--plugin", c.plugin(BAD_CONFIG_METHOD)), "TrialConfig")
+case("plugin-method-alias-clash", lambda c: c.sweep("--plugin", c.plugin(ALIAS_CLASH_METHOD)), "pa_rewiring")
+case("plugin-raises-on-methods-command", lambda c: ["methods", "--plugin", c.plugin("raise ValueError('nope')\n")], "nope")
+case("plugin-augment-without-augmentation",
+     lambda c: c.sweep("--plugin", c.plugin(PLAIN_DATASET), "--dataset", "plain", "--set", "augment=true"), "plain", "augment")
+
+# data files, written in the real formats
+case("data-missing-dataset", _empty_data_dir, "mnist", "not found")
+case("data-idx-truncated", _truncated_idx, "train-images-idx3-ubyte", "truncated")
+case("data-idx-wrong-magic", _wrong_magic, "train-labels-idx1-ubyte", "magic")
+case("data-idx-label-255", _labels_255, "label 255")
+case("data-idx-float32-labels", _float_labels, "t10k-labels-idx1-ubyte", "float32")
+case("data-idx-count-mismatch", _count_mismatch, "labels")
+case("data-idx-corrupt-gzip", _corrupt_gzip, "t10k-images-idx3-ubyte.gz", "gzip")
+case("data-idx-truncated-gzip", _truncated_gzip, "train-images-idx3-ubyte.gz", "truncated")
+case("data-idx-missing-file", _missing_idx_file, "t10k-labels-idx1-ubyte", "missing")
+case("data-idx-directory", _idx_is_directory, "train-labels-idx1-ubyte", "directory")
+case("data-idx-wrong-shape", _idx_wrong_shape, "1x32x32")
+case("data-val-size-over-train", _val_size_over_files, "val_size")
+case("data-cifar-label-50", _cifar_label_50, "data_batch_4", "label 50")
+case("data-cifar-payload-open", _cifar_payload_open, "data_batch_1", "refused")
+case("data-cifar-payload-system", _cifar_payload_system, "test_batch", "refused")
+case("data-cifar-missing-batch", _cifar_missing_batch, "data_batch_5", "missing")
+case("data-cifar-wrong-shape", _cifar_wrong_shape, "data_batch_2", "3072")
+case("data-cifar-truncated", _cifar_truncated, "data_batch_1", "re-download")
+
+# queries: only a single SELECT over the store's views, no file or extension access
+case("query-copy-to", lambda c: c.query(f"COPY runs TO '{c.tmp / 'out.csv'}'"))
+case("query-explain-analyze-copy", lambda c: c.query(f"EXPLAIN ANALYZE COPY runs TO '{c.tmp / 'out.csv'}'"))
+case("query-attach", lambda c: c.query(f"ATTACH '{c.tmp / 'other.db'}' AS other"))
+case("query-install", lambda c: c.query("INSTALL httpfs"))
+case("query-load", lambda c: c.query("LOAD httpfs"))
+case("query-create", lambda c: c.query("CREATE TABLE t AS SELECT 1 AS x"))
+case("query-drop", lambda c: c.query("DROP VIEW runs"))
+case("query-set-external-access", lambda c: c.query("SET enable_external_access = true"))
+case("query-stacked", lambda c: c.query("SELECT 1; DROP VIEW runs"))
+case("query-read-csv-passwd", lambda c: c.query("SELECT * FROM read_csv('/etc/passwd')"))
+case("query-syntax-error", lambda c: c.query("SELEC model FROM runs"))
+case("query-unknown-column", lambda c: c.query("SELECT no_such_column FROM runs"), "no_such_column")
+case("query-unknown-table", lambda c: c.query("SELECT * FROM no_such_table"), "no_such_table")
+case("query-empty", lambda c: c.query("   "))
+case("where-stacked", lambda c: c.analysis("report", "--where", "1=1; DROP VIEW runs"))
+case("where-syntax-error", lambda c: c.analysis("report", "--where", "model = "))
+case("where-unknown-column", lambda c: c.analysis("report", "--where", "no_such_column = 1"), "no_such_column")
+case("where-read-csv", lambda c: c.analysis("compare", "--by", "method", "--where", "EXISTS (SELECT * FROM read_csv('/etc/passwd'))"))
+
+# output paths (-o), checked before anything is computed or written
+case("out-report-parent-is-file", lambda c: c.analysis("report", "-o", str(c.write("afile", "x") / "t.txt")), "afile")
+case("out-report-missing-dir", lambda c: c.analysis("report", "-o", str(c.tmp / "nodir" / "t.txt")), "nodir")
+case("out-report-directory", lambda c: c.analysis("report", "-o", str(c.tmp)), "folder")
+case("out-compare-parent-is-file", lambda c: c.analysis("compare", "--by", "method", "-o", str(c.write("afile", "x") / "t.txt")), "afile")
+case("out-compare-missing-dir", lambda c: c.analysis("compare", "--by", "method", "-o", str(c.tmp / "nodir" / "t.txt")), "nodir")
+case("out-plot-extension", lambda c: c.analysis("plot", "-o", str(c.tmp / "plot.txt")), ".txt")
+case("out-plot-missing-dir", lambda c: c.analysis("plot", "-o", str(c.tmp / "nodir" / "p.png")), "nodir")
+case("out-plot-directory", lambda c: c.analysis("plot", "-o", str(c.tmp)), "folder")
+case("out-export-parent-is-file", lambda c: ["export", "--store", str(c.store), "-o", str(c.write("afile", "x") / "r.parquet")], "afile")
+case("out-export-extension", lambda c: ["export", "--store", str(c.store), "-o", str(c.tmp / "r.xlsx")], ".xlsx")
+case("out-query-extension", lambda c: c.query("SELECT 1", "-o", str(c.tmp / "r.xlsx")), ".xlsx")
+case("out-query-directory", lambda c: c.query("SELECT 1", "-o", str(c.tmp)), "folder")
+case("out-query-missing-dir", lambda c: c.query("SELECT 1", "-o", str(c.tmp / "nodir" / "r.csv")), "nodir")
+
+# store faults
+case("store-read-only", _read_only_store, "read-only")
+case("store-is-file-sweep", lambda c: _store_is_file(c, Ctx.sweep), "store-file")
+case("store-under-file-sweep", _store_under_file, "store-file")
+case("store-is-file-status", lambda c: _store_is_file(c, lambda c: ["status", "--store", str(c.store)]), "store-file")
+case("store-is-file-report", lambda c: _store_is_file(c, lambda c: c.analysis("report")), "store-file")
+case("store-is-file-query", lambda c: _store_is_file(c, lambda c: c.query("SELECT 1")), "store-file")
+
+
+@pytest.mark.parametrize(("build", "fragments"), CASES)
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(ctx: Ctx, build: Build, fragments: tuple[str, ...]) -> None:
+    args = build(ctx)
+    before = snapshot(ctx.tmp)
+    result = run_cli(*args, env=ctx.env, timeout=30 if "--ray-address" in args else 300)
+    assert_one_line_error(result, *fragments)
+    after = snapshot(ctx.tmp)
+    created = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    assert not (created or removed or changed), f"created {created}, removed {removed}, changed {changed}"
+    assert not (ctx.tmp / "pwned").exists()
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 100
+
+
+# -- not exit 2: store faults a command survives, a cell that fails, Ctrl-C --------------------------
+
+
+@pytest.mark.parametrize("content", [b"{ not json", b"[1, 2, 3]", bytes(range(256))], ids=["truncated", "not-a-record", "binary"])
+def test_status_names_a_corrupt_sweep_file_and_lists_the_others(ctx: Ctx, content: bytes) -> None:
+    good = [json.loads(p.read_text())["id"] for p in (ctx.store / "sweeps").glob("*.json")]
+    assert good, "the module's store records its sweep"
+    broken = ctx.write("store/sweeps/0000broken.json", content)
+    result = run_cli("status", "--store", str(ctx.store), env=ctx.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning:") and broken.name in lines[0], result.stderr
+    for ident in good:
+        assert ident[:8] in result.stdout, result.stdout
+
+
+def test_a_truncated_run_record_is_redone_not_reused(ctx: Ctx, base_store: Path) -> None:
+    """In a copy of the store: the copy's index must lead to the copy's folders, never the original's."""
+    original = snapshot(base_store)
+    (record,) = ctx.store.rglob("run.json")
+    text = record.read_text()
+    record.write_text(text[: len(text) // 2])
+    result = run_cli(*ctx.sweep(), env=ctx.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 cells: trained 1" in result.stdout and "reused 0" in result.stdout, result.stdout
+    records = [json.loads(p.read_text()) for p in ctx.store.rglob("run.json")]
+    assert [r["status"] for r in records] == ["finished"]
+    assert snapshot(base_store) == original
+
+
+def _probe_sweep(ctx: Ctx, seeds: str) -> list[str]:
+    return ["sweep", "--plugin", ctx.plugin(PROBE_METHOD, "probe.py"), "--method", "probe", "--model", "fc", "--dataset", "digits",
+            "--seeds", seeds, "--store", str(ctx.store), *TINY, "--quiet"]
+
+
+def test_a_valid_cell_that_raises_exits_1_with_one_line_per_cell(ctx: Ctx) -> None:
+    seeds = [0, 1]
+    result = run_cli(*_probe_sweep(ctx, f"{seeds[0]}-{seeds[-1]}"), env={**ctx.env, "SB_PROBE": "raise"})
+    everything = result.stdout + result.stderr
+    assert result.returncode == 1, everything
+    assert "Traceback" not in everything
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == len(seeds), result.stderr
+    for seed, line in zip(seeds, lines, strict=True):
+        assert line.startswith("failed") and f"seed={seed}" in line and "raised on purpose" in line, line
+    assert f"failed {len(seeds)}" in result.stdout
+    tracebacks = sorted(ctx.store.rglob("traceback.txt"))
+    assert len(tracebacks) == len(seeds)
+    for path in tracebacks:
+        text = path.read_text()
+        assert "Traceback" in text and "raised on purpose" in text
+        assert json.loads((path.parent / "run.json").read_text())["status"] == "failed"
+
+
+def test_ctrl_c_stops_in_one_line_and_the_same_command_resumes(ctx: Ctx) -> None:
+    marker = ctx.tmp / "cell-is-running"
+    args = _probe_sweep(ctx, "0-1")
+    proc = subprocess.Popen([sys.executable, "-m", "seedbench.cli", *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **ctx.env, "SB_PROBE": f"hold:{marker}"})
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), f"no cell started (exit {proc.poll()})"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interrupted" in lines[0], err
+    again = run_cli(*args, env=ctx.env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 cells: trained 2" in again.stdout and "failed 0" in again.stdout, again.stdout
+    assert sorted(json.loads(p.read_text())["status"] for p in ctx.store.rglob("run.json")).count("finished") == 3  # the module's cell too
