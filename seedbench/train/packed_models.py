@@ -105,12 +105,44 @@ class SequentialPack:
                 raise Unsupported(f"layer {type(module).__name__}")
             if own and self.ops[-1][0] not in ("linear", "conv"):
                 raise Unsupported(f"{type(module).__name__} has parameters")
+        # the convolutional prefix: every op up to the Flatten after the last convolution
+        kinds = [kind for kind, _, _ in self.ops]
+        self.prefix = 0
+        if "conv" in kinds:
+            last_conv = max(i for i, kind in enumerate(kinds) if kind == "conv")
+            flat = [i for i, kind in enumerate(kinds) if kind == "flatten" and i > last_conv]
+            if not flat or "linear" in kinds[:last_conv]:
+                raise Unsupported("convolutions must come first and end in a Flatten")
+            self.prefix = flat[0] + 1
+
+    def _member_prefix(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """conv="loop": the convolutional prefix run member by member, each as its solo forward would.
+
+        Member-major keeps one member's activations in cache through all convolutions, as a solo run
+        does (layer-major over K members streams K times the activations through memory).
+        """
+        outs = []
+        for i in range(x.shape[0]):
+            h = x[i]
+            for kind, module, own in self.ops[: self.prefix]:
+                if kind == "conv":
+                    bias = params[own[1]][i] if len(own) > 1 else None
+                    h = F.conv2d(h, params[own[0]][i], bias, module.stride, module.padding, module.dilation, module.groups)
+                elif kind == "flatten":
+                    h = h.flatten(1)
+                else:
+                    h = module(h)
+            outs.append(h)
+        return torch.stack(outs)  # (K, B, features)
 
     def __call__(self, params: Sequence[torch.Tensor], buffers: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         k, b = x.shape[0], x.shape[1]
         layout = "member"
         h = x
-        for kind, module, own in self.ops:
+        ops = self.ops
+        if self.conv == "loop" and self.prefix:
+            h, ops = self._member_prefix(params, x), self.ops[self.prefix :]
+        for kind, module, own in ops:
             if kind == "linear":
                 if layout == "grouped":
                     raise RuntimeError("Linear after a convolution without Flatten")
@@ -154,10 +186,6 @@ class SequentialPack:
         w = params[own[0]]
         bias = params[own[1]] if len(own) > 1 else None
         args = (module.stride, module.padding, module.dilation)
-        if self.conv == "loop":
-            # one ordinary convolution per member: member layout, (K, B, C, H, W)
-            outs = [F.conv2d(h[i], w[i], None if bias is None else bias[i], *args, module.groups) for i in range(k)]
-            return torch.stack(outs), "member"
         if layout == "member":
             h = h.transpose(0, 1).reshape(b, k * h.shape[2], *h.shape[3:])
         out = F.conv2d(
