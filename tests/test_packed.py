@@ -184,7 +184,7 @@ def test_init_pipelines_built_solo_are_kept(pipeline, digits64):
 
 @pytest.mark.parametrize("kind,conv", [("sgd", "loop"), ("sgd", "grouped"), ("rbd_hadamard", "grouped")])
 def test_cnn_with_augmentation(kind, conv, digits64, tmp_path):
-    n_train = N_TRAIN // 2  # the CNN in float64 is slow on a CPU: 8 steps
+    n_train = N_TRAIN // 4  # the CNN in float64 is slow on a CPU: 4 steps
     models = [build("cnn", s, torch.float64) for s in SEEDS[:2]]
     solo_models, solo, packed, initial = run_both(models, method_optimizer(kind), _first(digits64, n_train), augment=True,
                                                   seeds=SEEDS[:2], tmp_path=tmp_path, settings_extra={"conv": conv})
@@ -208,12 +208,12 @@ def test_augmentation_streams_are_per_member(digits64):
 
 
 @pytest.mark.parametrize("model_name,settings,n_train", [
-    ("fc", {}, N_TRAIN), ("fc", {"forward": "vmap"}, N_TRAIN), ("cnn", {"conv": "loop"}, N_TRAIN),
-    # one step: a grouped convolution's weight gradient sums in another order than K plain ones; after the
-    # first step the nets differ, and a ReLU / max-pool that switches on a 1-ulp difference moves a CNN as
-    # far as it moves a solo run perturbed by one ulp (docs/benchmarks.md, "Seed packing"): no longer a
-    # rounding question, so the multi-step CNN test runs the per-member convolutions
-    ("cnn", {"conv": "grouped"}, BATCH), ("cnn", {"forward": "vmap"}, BATCH),
+    ("fc", {}, N_TRAIN), ("fc", {"forward": "vmap"}, N_TRAIN),
+    # the CNN for two steps only: once the members differ from their solo runs by rounding, a max-pool or
+    # ReLU that switches on a 1-ulp difference moves the CNN as far as it moves a solo run whose initial
+    # weights are perturbed by one ulp (up to 5% after 16 steps, docs/benchmarks.md "Seed packing"): a
+    # property of the training dynamics, not of packing, which no rounding tolerance can bound
+    ("cnn", {"conv": "loop"}, BATCH), ("cnn", {"conv": "grouped"}, BATCH), ("cnn", {"forward": "vmap"}, BATCH),
 ])
 def test_float32_within_derived_tolerance(model_name, settings, n_train, digits32):
     data = _first(digits32, n_train)
@@ -223,11 +223,15 @@ def test_float32_within_derived_tolerance(model_name, settings, n_train, digits3
     assert_members_match(models, solo_models, initial, tol)
 
 
-def test_diverging_member_is_frozen_and_the_others_continue(digits64):
-    rates = [0.05, 1e6, 0.05]
+@pytest.mark.parametrize("kind", ["sgd", "rbd"])
+def test_diverging_member_is_frozen_and_the_others_continue(kind, digits64):
+    """The vectorized SGD and the members' own RBD both shrink the pack when a member leaves."""
+    rates = [0.05, 1e6, 0.05] if kind == "sgd" else [0.5, 1e8, 0.5]
 
     def make(model, i, streams):
-        return torch.optim.SGD(model.parameters(), lr=rates[i], momentum=0.9)
+        if kind == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=rates[i], momentum=0.9)
+        return RBD(model.parameters(), lr=rates[i], dims=5, seed=streams["method"])
 
     models = [build("fc", s, torch.float64) for s in SEEDS]
     solo_models, solo, packed, initial = run_both(models, make, digits64, epochs=3)
