@@ -26,7 +26,7 @@ from typing import Any
 
 MARGIN = 0.005  # +-0.5 accuracy points, as a fraction
 ALPHA = 0.05
-LR, BATCH = 0.25, 32  # METHODS.md section 6: FC-FMNIST SGD
+LR, BATCH = 0.25, 32  # docs/methods.md, "Learning rates": FC-FMNIST SGD
 
 
 def run_torch(data, seeds: dict[str, int], epochs: int) -> dict[str, Any]:

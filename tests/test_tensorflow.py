@@ -36,7 +36,7 @@ ALPHA = 1e-4  # family-wise false-alarm rate of the statistical tests, as in tes
 WRONG_SCALE = 1.15
 # the one-step test must resolve a learning rate this much too large (what "same step" is worth)
 RESOLUTION = 0.05
-# METHODS.md section 1: the study's parameter counts for 1x28x28 inputs
+# docs/methods.md, "Networks": the study's parameter counts for 1x28x28 inputs
 D_FC, D_CNN = 784 * 128 + 128 + 128 * 10 + 10, (9 * 32 + 32) + (288 * 64 + 64) + (576 * 64 + 64) + (576 * 64 + 64) + (64 * 10 + 10)
 IN_SHAPE = (1, 28, 28)
 
@@ -435,3 +435,18 @@ def test_unknown_options_and_methods_are_refused(digits) -> None:
         train_tensorflow("adam", {}, "fc", digits, **common)
     with pytest.raises(ValueError, match="builds fc, cnn"):
         train_tensorflow("sgd", {}, "resnet", digits, **common)
+
+
+def test_nes_epoch_without_a_finished_update_is_evaluated_with_train_loss_none(digits, tmp_path: Path) -> None:
+    """12 members x 32 images = 384 > 256 images per epoch: the first update finishes in epoch 2, as in
+    loop.train's image budget (floor(e * N / (d * batch)) updates after epoch e)."""
+    seeds = stream_seeds(3)
+    path = tmp_path / "nes.jsonl"
+    result = train_tensorflow("nes", {"dims": 12}, "fc", digits, lr=0.5, epochs=3, batch_size=32,
+                              data_seed=seeds["data"], augment_seed=seeds["augment"], method_seed=seeds["method"],
+                              init_seed=seeds["init"], augment=False, divergence=DivergenceRules(), metrics_path=path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    per_update = 12 * 32
+    assert [r["updates"] for r in rows] == [e * len(digits.x_train) // per_update for e in (1, 2, 3)] == [0, 1, 2]
+    assert rows[0]["train_loss"] is None and rows[1]["train_loss"] is not None
+    assert result["status"] == "finished" and result["updates"] == 2

@@ -1,6 +1,6 @@
 """The random-bases study's FC and CNN in Keras 3 (TensorFlow backend), and weight conversion from torch.
 
-The networks match seedbench.models.fc_cnn layer for layer (METHODS.md section 1) so that a study can
+The networks match seedbench.models.fc_cnn layer for layer (docs/methods.md, "Networks") so that a study can
 swap the framework and nothing else. TensorFlow works in NHWC and stores kernels input-major, torch in
 NCHW and output-major; `keras_weights_from_torch` does that conversion in one place so the parity tests
 and anyone loading torch weights into the TF runner use the same, tested code.

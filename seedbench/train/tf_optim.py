@@ -56,7 +56,7 @@ def chunk_rows(dims: int, chunk: int) -> list[tuple[int, int]]:
 
 
 def rbd_scale_sq(normalization: str, distribution: str, total: int, dims: int) -> float:
-    """s^2 with phi = s * e, so g_hat = s^2 E E^T g (METHODS.md section 3, step 4).
+    """s^2 with phi = s * e, so g_hat = s^2 E E^T g (docs/methods.md, "RBD").
 
     auto: entries / sqrt(D) with D the whole network (E[g_hat] = (d/D) g); unbiased: 1/(d E[e^2]),
     so E[g_hat] = g for every distribution. The same for network and layer compartments: under
@@ -132,7 +132,7 @@ def rank_utilities(losses: np.ndarray) -> np.ndarray:
 
 
 def nes_noise_scale(normalization: str, dim: int) -> float:
-    """eps = scale * e in the update only: 1/sqrt(D) under "auto" (METHODS.md section 5), 1 under "none"."""
+    """eps = scale * e in the update only: 1/sqrt(D) under "auto" (docs/methods.md, "NES"), 1 under "none"."""
     if normalization == "auto":
         return 1.0 / math.sqrt(dim)
     if normalization == "none":

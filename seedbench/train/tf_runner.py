@@ -10,7 +10,7 @@ same divergence rules object. What differs by construction: the weight-init draw
 Philox, see seedbench.train.tf_optim) - equal in distribution, not in value.
 
 Methods: sgd (momentum/weight decay with torch.optim.SGD's semantics), rbd, fpd (the directions of one
-fixed step, reused: theta stays in theta0 + span(P)), nes (METHODS.md section 5: raw perturbation
+fixed step, reused: theta stays in theta0 + span(P)), nes (docs/methods.md, "NES": raw perturbation
 theta + sigma e_i, eps_i = e_i/sqrt(D) only in the update under "auto", budget counted in images).
 """
 
