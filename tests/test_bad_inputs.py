@@ -145,25 +145,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 # -- plugins and files the cases use ---------------------------------------------------------------
 
+# These three are refused when they register, so their optimizers never run (and the plugins skip importing torch).
 BAD_NAME_METHOD = """
-import torch
 from seedbench import Method, TrialConfig, register_method
 register_method(Method(name="my-sgd", config=TrialConfig, learning_rates={"default": {"*": 0.1}},
-                       optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr)))
+                       optimizer=lambda p, lr, cfg, seed: __import__('torch').optim.SGD(p, lr=lr)))
 """
 
 BAD_CONFIG_METHOD = """
-import torch
 from seedbench import Method, register_method
 register_method(Method(name="dictcfg", config=dict, learning_rates={"default": {"*": 0.1}},
-                       optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr)))
+                       optimizer=lambda p, lr, cfg, seed: __import__('torch').optim.SGD(p, lr=lr)))
 """
 
 ALIAS_CLASH_METHOD = """
-import torch
 from seedbench import Method, TrialConfig, register_method
 register_method(Method(name="pa_rewiring", config=TrialConfig, learning_rates={"default": {"*": 0.1}},
-                       optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr)))
+                       optimizer=lambda p, lr, cfg, seed: __import__('torch').optim.SGD(p, lr=lr)))
 """
 
 PLAIN_DATASET = """
@@ -266,27 +264,8 @@ def _corrupt_gzip(ctx: Ctx) -> list[str]:
     return ctx.on("mnist")
 
 
-def _truncated_gzip(ctx: Ctx) -> list[str]:
-    path = _idx(ctx, "train-images-idx3-ubyte", gz=True)
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
-    return ctx.on("mnist")
-
-
 def _missing_idx_file(ctx: Ctx) -> list[str]:
     _idx(ctx, "t10k-labels-idx1-ubyte").unlink()
-    return ctx.on("mnist")
-
-
-def _idx_is_directory(ctx: Ctx) -> list[str]:
-    path = _idx(ctx, "train-labels-idx1-ubyte")
-    path.unlink()
-    path.mkdir()
-    return ctx.on("mnist")
-
-
-def _idx_wrong_shape(ctx: Ctx) -> list[str]:
-    write_idx(_idx(ctx, "train-images-idx3-ubyte"), np.zeros((N_TRAIN, 32, 32), np.uint8))
     return ctx.on("mnist")
 
 
@@ -316,12 +295,6 @@ def _cifar_missing_batch(ctx: Ctx) -> list[str]:
 
 def _cifar_wrong_shape(ctx: Ctx) -> list[str]:
     write_batch(ctx.cifar() / "data_batch_2", np.zeros((10, 1024), np.uint8), np.zeros(10))
-    return ctx.on("cifar10")
-
-
-def _cifar_truncated(ctx: Ctx) -> list[str]:
-    path = ctx.cifar() / "data_batch_1"
-    path.write_bytes(path.read_bytes()[:-200])
     return ctx.on("cifar10")
 
 
@@ -377,30 +350,19 @@ case("flag-unknown-model", lambda c: c.sweep("--model", "fcc"), "unknown model '
 case("flag-unknown-dataset", lambda c: c.sweep("--dataset", "digitz"), "unknown dataset 'digitz'")
 case("flag-unknown-initializer", lambda c: c.sweep("--set", "init=orthgonal"), "orthgonal", "did you mean 'orthogonal'")
 case("flag-unknown-preset", lambda c: c.sweep("--preset", "tabel1"), "tabel1", "did you mean ~table1")
-case("flag-unknown-device", lambda c: c.sweep("--set", "device=gpu"), "device", "gpu")
-case("flag-device-bad-index", lambda c: c.sweep("--set", "device=cuda:x"), "device")
-case("flag-seeds-letters", lambda c: c.sweep("--seeds", "a-b"), "a-b")
+case("flag-unknown-device", lambda c: c.sweep("--set", "device=gpu"), "device='gpu'")
+case("flag-seeds-letters", lambda c: c.sweep("--seeds", "a-b"), "bad seeds 'a-b'")
 case("flag-seeds-reversed", lambda c: c.sweep("--seeds", "3-1"), "3-1", "below the start")
-case("flag-seeds-negative", lambda c: c.sweep("--seeds", "-1"), "-1")
-case("flag-seeds-empty", lambda c: c.sweep("--seeds", ""), "seeds")
-case("flag-seeds-trailing-dash", lambda c: c.sweep("--seeds", "0-"), "0-")
-case("flag-init-seeds-bad", lambda c: c.sweep("--init-seeds", "x"), "--init-seeds")
+case("flag-seeds-negative", lambda c: c.sweep("--seeds", "-1"), "bad seeds '-1'")
+case("flag-seeds-empty", lambda c: c.sweep("--seeds", ""), "--seeds")
 case("flag-set-without-equals", lambda c: c.sweep("--set", "lr"), "--set 'lr'", "KEY=VALUE")
-case("flag-set-unknown-key", lambda c: c.sweep("--set", "momentm=0.9"), "momentm")
+case("flag-set-unknown-key", lambda c: c.sweep("--set", "momentm=0.9"), "unknown config key 'momentm'")
 case("flag-set-wrong-type", lambda c: c.sweep("--set", "epochs=many"), "epochs", "many")
 case("flag-set-lr-inf", lambda c: c.sweep("--set", "lr=.inf"), "lr", "finite")
-case("flag-set-lr-nan", lambda c: c.sweep("--set", "lr=nan"), "lr")
+case("flag-set-lr-nan", lambda c: c.sweep("--set", "lr=nan"), "lr=")
 case("flag-set-lr-negative", lambda c: c.sweep("--set", "lr=-1"), "lr", "-1")
-case("flag-set-epochs-zero", lambda c: c.sweep("--set", "epochs=0"), "epochs")
-case("flag-epochs-zero", lambda c: c.sweep("--epochs", "0"), "epochs")
-case("flag-epochs-not-int", lambda c: c.sweep("--epochs", "x"), "--epochs", "--help")
-case("flag-set-batch-size-zero", lambda c: c.sweep("--set", "batch_size=0"), "batch_size")
-case("flag-set-limit-train-zero", lambda c: c.sweep("--set", "limit_train=0"), "limit_train")
-case("flag-set-seed-negative", lambda c: c.sweep("--set", "seed=-1"), "seed")
-case("flag-set-stop-rule", lambda c: c.sweep("--set", "stop_rule=sometimes"), "stop_rule")
-case("flag-set-framework", lambda c: c.sweep("--set", "framework=jax"), "framework")
-case("flag-set-num-cpus-zero", lambda c: c.sweep("--set", "num_cpus=0"), "num_cpus")
-case("flag-set-resources-not-mapping", lambda c: c.sweep("--set", "resources=5"), "resources")
+case("flag-set-epochs-zero", lambda c: c.sweep("--set", "epochs=0"), "epochs=0")
+case("flag-epochs-zero", lambda c: c.sweep("--epochs", "0"), "epochs=0")
 case("flag-resources-not-json", lambda c: c.sweep("--resources", "{num_gpus: 1"), "--resources", "not JSON")
 case("flag-resources-not-object", lambda c: c.sweep("--resources", "[1, 2]"), "--resources", "JSON object")
 case("flag-resources-negative", lambda c: c.sweep("--resources", '{"num_cpus": -1}'), "num_cpus", ">= 0")
@@ -411,65 +373,47 @@ case("flag-engine-bogus", lambda c: c.sweep("--engine", "bogus"), "bogus", "--he
 case("flag-ray-address-on-local-engine", lambda c: c.sweep("--engine", "local", "--ray-address", "127.0.0.1:1"), "--ray-address", "--engine ray")
 case("flag-ray-address-unreachable", lambda c: c.sweep("--ray-address", "127.0.0.1:1"), "127.0.0.1:1")
 case("flag-ray-address-malformed", lambda c: c.sweep("--ray-address", "no-port-here"), "no-port-here")
-case("flag-unknown-flag", lambda c: c.sweep("--bogus-flag"), "--bogus-flag", "--help")
+case("flag-unknown-flag", lambda c: c.sweep("--bogus-flag"), "unrecognized arguments: --bogus-flag", "--help")
 case("flag-unknown-command", lambda c: ["swep", "--store", str(c.store)], "swep", "--help")
-case("flag-no-grid", lambda c: ["sweep", "--store", str(c.store)], "--method")
-case("flag-empty-dataset-list", lambda c: c.sweep("--dataset", ","), "empty")
 case("flag-data-dir-is-file", _data_dir_is_file, "is a file")
 case("flag-batch-size-over-train", lambda c: c.sweep("--set", "batch_size=64"), "batch_size 64", "lower batch_size")
-case("flag-val-size-over-train", lambda c: c.sweep("--set", "limit_train=null", "--set", "val_size=100000"), "val_size")
 
 # analysis commands: flags and missing stores
-case("report-correction-bogus", lambda c: c.analysis("report", "--correction", "bogus"), "bogus")
-case("compare-correction-bogus", lambda c: c.analysis("compare", "--by", "method", "--correction", "bogus"), "bogus")
-case("compare-text-metric", lambda c: c.analysis("compare", "--by", "method", "--metric", "host"), "host")
-case("report-text-metric", lambda c: c.analysis("report", "--metric", "status"), "status")
-case("report-unknown-metric", lambda c: c.analysis("report", "--metric", "accuracyy"), "accuracyy")
-case("compare-unknown-by", lambda c: c.analysis("compare", "--by", "methd"), "methd")
+case("report-correction-bogus", lambda c: c.analysis("report", "--correction", "bogus"), "unknown correction 'bogus'")
+case("compare-correction-bogus", lambda c: c.analysis("compare", "--by", "method", "--correction", "bogus"), "unknown correction 'bogus'")
+case("compare-text-metric", lambda c: c.analysis("compare", "--by", "method", "--metric", "host"), "'host' is not numeric")
+case("report-text-metric", lambda c: c.analysis("report", "--metric", "status"), "'status' is not numeric")
+case("compare-unknown-by", lambda c: c.analysis("compare", "--by", "methd"), "methd", "--by")
 case("plot-unknown-kind", lambda c: c.analysis("plot", "--kind", "nope", "-o", str(c.tmp / "p.png")), "nope", "--help")
 case("status-missing-store", lambda c: ["status", "--store", str(c.tmp / "nope")], "does not exist")
-case("report-missing-store", lambda c: ["report", "--store", str(c.tmp / "nope")], "nope")
-case("compare-missing-store", lambda c: ["compare", "--by", "method", "--store", str(c.tmp / "nope")], "nope")
-case("plot-missing-store", lambda c: ["plot", "--store", str(c.tmp / "nope"), "-o", str(c.tmp / "p.png")], "nope")
-case("query-missing-store", lambda c: ["query", "--store", str(c.tmp / "nope"), "SELECT 1"], "nope")
-case("export-missing-store", lambda c: ["export", "--store", str(c.tmp / "nope"), "-o", str(c.tmp / "x.parquet")], "nope")
+case("report-missing-store", lambda c: ["report", "--store", str(c.tmp / "nope")], "nope does not exist")
+case("query-missing-store", lambda c: ["query", "--store", str(c.tmp / "nope"), "SELECT 1"], "nope does not exist")
+case("export-missing-store", lambda c: ["export", "--store", str(c.tmp / "nope"), "-o", str(c.tmp / "x.parquet")], "nope does not exist")
 
 # sweep YAML files
 SPEC = "methods: [sgd]\nmodels: [fc]\ndatasets: [digits]\nseeds: 0\noverrides: {epochs: 1, limit_train: 32, val_size: 16}\n"
 case("yaml-not-a-mapping", lambda c: c.spec("- sgd\n- fc\n"), "mapping")
-case("yaml-binary-file", lambda c: ["sweep", str(c.write("sweep.yaml", bytes(range(256)) * 4)), "--store", str(c.store)], "sweep.yaml")
+case("yaml-binary-file", lambda c: ["sweep", str(c.write("sweep.yaml", bytes(range(256)) * 4)), "--store", str(c.store)], "sweep.yaml", "not a text file")
 case("yaml-directory", lambda c: ["sweep", str(c.tmp), "--store", str(c.store)], "directory")
-case("yaml-missing-file", lambda c: ["sweep", str(c.tmp / "nope.yaml"), "--store", str(c.store)], "nope.yaml", "not found")
 case("yaml-unknown-key", lambda c: c.spec(SPEC + "epochz: 3\n"), "epochz")
-case("yaml-seeds-letters", lambda c: c.spec(SPEC.replace("seeds: 0", "seeds: [a, b]")), "seeds")
-case("yaml-seeds-negative", lambda c: c.spec(SPEC.replace("seeds: 0", "seeds: -3")), "seeds", "-3")
+case("yaml-seeds-letters", lambda c: c.spec(SPEC.replace("seeds: 0", "seeds: [a, b]")), "bad seeds")
+case("yaml-seeds-negative", lambda c: c.spec(SPEC.replace("seeds: 0", "seeds: -3")), "bad seeds", "-3")
 case("yaml-store-not-string", lambda c: ["sweep", str(c.write("sweep.yaml", SPEC + "store: 5\n"))], "store", "5")
 case("yaml-overrides-list", lambda c: c.spec(SPEC.replace("overrides: {epochs: 1, limit_train: 32, val_size: 16}", "overrides: [1]")), "overrides")
 case("yaml-resources-number", lambda c: c.spec(SPEC + "resources: 5\n"), "resources")
 case("yaml-engine-number", lambda c: c.spec(SPEC + "engine: 3\n"), "engine")
-case("yaml-engine-unknown", lambda c: c.spec(SPEC + "engine: slurm\n"), "slurm")
 case("yaml-plugin-missing", lambda c: c.spec(SPEC + "plugins: [missing.py]\n"), "missing.py")
 case("yaml-bad-syntax", lambda c: c.spec("methods: [sgd\nmodels: fc\n"), "not valid YAML")
-case("yaml-empty-file", lambda c: c.spec(""), "sweep.yaml")
-case("yaml-methods-number", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: 5")), "methods")
-case("yaml-methods-mapping", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: {sgd: 1}")), "methods")
+case("yaml-empty-file", lambda c: c.spec(""), "sweep.yaml", "mapping")
+case("yaml-methods-number", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: 5")), "bad methods 5")
 case("yaml-pack-zero", lambda c: c.spec(SPEC + "pack: 0\n"), "pack")
 case("yaml-base-seed-negative", lambda c: c.spec(SPEC + "base_seed: -1\n"), "base_seed")
-case("yaml-seed-key-unknown", lambda c: c.spec(SPEC + "seed_key: model_seed\n"), "seed_key")
-case("yaml-missing-datasets", lambda c: c.spec(SPEC.replace("datasets: [digits]\n", "")), "datasets")
-case("yaml-override-inf", lambda c: c.spec(SPEC.replace("epochs: 1,", "lr: .inf, epochs: 1,")), "lr", "finite")
-case("yaml-data-dir-number", lambda c: c.spec(SPEC + "data_dir: 7\n"), "data_dir")
-case("yaml-unknown-method", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: [sgdd]")), "sgdd")
-case("yaml-init-seeds-text", lambda c: c.spec(SPEC + "init_seeds: lots\n"), "init_seeds")
 
 # machinable.yaml, through $SEEDBENCH_CATALOG
 case("catalog-bad-yaml", lambda c: c.catalog("presets:\n  quick: {epochs: 1\n"), "not valid YAML")
 case("catalog-unknown-section", lambda c: c.catalog("presets: {}\nschedules: {}\n"), "schedules")
 case("catalog-preset-unknown-key", lambda c: c.catalog("presets:\n  quick: {epochz: 1}\n"), "quick", "epochz")
 case("catalog-preset-wrong-type", lambda c: c.catalog("presets:\n  quick: {epochs: many}\n"), "quick", "epochs")
-case("catalog-preset-not-mapping", lambda c: c.catalog("presets:\n  quick: 5\n"), "quick")
-case("catalog-presets-list", lambda c: c.catalog("presets: [quick]\n"), "presets")
-case("catalog-not-mapping", lambda c: c.catalog("- quick\n"), "mapping")
 case("catalog-learning-rates", lambda c: c.catalog("presets: {}\nlearning_rates: {sgd: 0.1}\n"), "learning_rates")
 
 
@@ -478,20 +422,17 @@ def _catalog_env(c: Ctx, path: Path) -> list[str]:
     return c.sweep()
 
 
-case("catalog-directory", lambda c: _catalog_env(c, c.tmp), "directory")
+case("catalog-directory", lambda c: _catalog_env(c, c.tmp), "is a directory", "SEEDBENCH_CATALOG")
 case("catalog-missing", lambda c: _catalog_env(c, c.tmp / "nope.yaml"), "nope.yaml", "not found")
 
 # plugins
-case("plugin-missing-file", lambda c: c.sweep("--plugin", str(c.tmp / "missing.py")), "missing.py")
-case("plugin-missing-module", lambda c: c.sweep("--plugin", "no_such_plugin_module_xyz"), "no_such_plugin_module_xyz")
+case("plugin-missing-file", lambda c: c.sweep("--plugin", str(c.tmp / "missing.py")), "missing.py: no such file")
 case("plugin-syntax-error", lambda c: c.sweep("--plugin", c.plugin("def broken(:\n    pass\n")), "plugin.py", "SyntaxError")
 case("plugin-raises-at-import", lambda c: c.sweep("--plugin", c.plugin("raise RuntimeError('plugin says no')\n")), "plugin says no")
-case("plugin-import-error", lambda c: c.sweep("--plugin", c.plugin("import no_such_dependency_xyz\n")), "no_such_dependency_xyz")
-case("plugin-not-utf8", lambda c: c.sweep("--plugin", str(c.write("plugin.py", b"\xff\xfe\x00bad"))), "plugin.py")
 case("plugin-method-name-dash", lambda c: c.sweep("--plugin", c.plugin(BAD_NAME_METHOD)), "my-sgd")
 case("plugin-method-config-not-trialconfig", lambda c: c.sweep("--plugin", c.plugin(BAD_CONFIG_METHOD)), "TrialConfig")
 case("plugin-method-alias-clash", lambda c: c.sweep("--plugin", c.plugin(ALIAS_CLASH_METHOD)), "pa_rewiring")
-case("plugin-raises-on-methods-command", lambda c: ["methods", "--plugin", c.plugin("raise ValueError('nope')\n")], "nope")
+case("plugin-raises-on-methods-command", lambda c: ["methods", "--plugin", c.plugin("raise ValueError('nope')\n")], "ValueError: nope")
 case("plugin-augment-without-augmentation",
      lambda c: c.sweep("--plugin", c.plugin(PLAIN_DATASET), "--dataset", "plain", "--set", "augment=true"), "plain", "augment")
 
@@ -501,62 +442,51 @@ case("data-idx-truncated", _truncated_idx, "train-images-idx3-ubyte", "truncated
 case("data-idx-wrong-magic", _wrong_magic, "train-labels-idx1-ubyte", "magic")
 case("data-idx-label-255", _labels_255, "label 255")
 case("data-idx-float32-labels", _float_labels, "t10k-labels-idx1-ubyte", "float32")
-case("data-idx-count-mismatch", _count_mismatch, "labels")
+case("data-idx-count-mismatch", _count_mismatch, f"{N_TRAIN} images", f"{N_TRAIN - 1} labels")
 case("data-idx-corrupt-gzip", _corrupt_gzip, "t10k-images-idx3-ubyte.gz", "gzip")
-case("data-idx-truncated-gzip", _truncated_gzip, "train-images-idx3-ubyte.gz", "truncated")
 case("data-idx-missing-file", _missing_idx_file, "t10k-labels-idx1-ubyte", "missing")
-case("data-idx-directory", _idx_is_directory, "train-labels-idx1-ubyte", "directory")
-case("data-idx-wrong-shape", _idx_wrong_shape, "1x32x32")
-case("data-val-size-over-train", _val_size_over_files, "val_size")
+case("data-val-size-over-train", _val_size_over_files, f"validation size {N_TRAIN}", "val_size")
 case("data-cifar-label-50", _cifar_label_50, "data_batch_4", "label 50")
 case("data-cifar-payload-open", _cifar_payload_open, "data_batch_1", "refused")
 case("data-cifar-payload-system", _cifar_payload_system, "test_batch", "refused")
 case("data-cifar-missing-batch", _cifar_missing_batch, "data_batch_5", "missing")
-case("data-cifar-wrong-shape", _cifar_wrong_shape, "data_batch_2", "3072")
-case("data-cifar-truncated", _cifar_truncated, "data_batch_1", "re-download")
+case("data-cifar-wrong-shape", _cifar_wrong_shape, "data_batch_2", "1024 values", "3072")
 
 # queries: only a single SELECT over the store's views, no file or extension access
-case("query-copy-to", lambda c: c.query(f"COPY runs TO '{c.tmp / 'out.csv'}'"))
-case("query-explain-analyze-copy", lambda c: c.query(f"EXPLAIN ANALYZE COPY runs TO '{c.tmp / 'out.csv'}'"))
-case("query-attach", lambda c: c.query(f"ATTACH '{c.tmp / 'other.db'}' AS other"))
-case("query-install", lambda c: c.query("INSTALL httpfs"))
-case("query-load", lambda c: c.query("LOAD httpfs"))
-case("query-create", lambda c: c.query("CREATE TABLE t AS SELECT 1 AS x"))
-case("query-drop", lambda c: c.query("DROP VIEW runs"))
-case("query-set-external-access", lambda c: c.query("SET enable_external_access = true"))
-case("query-stacked", lambda c: c.query("SELECT 1; DROP VIEW runs"))
-case("query-read-csv-passwd", lambda c: c.query("SELECT * FROM read_csv('/etc/passwd')"))
-case("query-syntax-error", lambda c: c.query("SELEC model FROM runs"))
+case("query-copy-to", lambda c: c.query(f"COPY runs TO '{c.tmp / 'out.csv'}'"), "COPY")
+case("query-explain-analyze-copy", lambda c: c.query(f"EXPLAIN ANALYZE COPY runs TO '{c.tmp / 'out.csv'}'"), "COPY")
+case("query-attach", lambda c: c.query(f"ATTACH '{c.tmp / 'other.db'}' AS other"), "ATTACH")
+case("query-install", lambda c: c.query("INSTALL httpfs"), "INSTALL")
+case("query-load", lambda c: c.query("LOAD httpfs"), "LOAD")
+case("query-create", lambda c: c.query("CREATE TABLE t AS SELECT 1 AS x"), "CREATE")
+case("query-drop", lambda c: c.query("DROP VIEW runs"), "DROP")
+case("query-set-external-access", lambda c: c.query("SET enable_external_access = true"), "SET")
+case("query-stacked", lambda c: c.query("SELECT 1; DROP VIEW runs"), "one SQL statement")
+case("query-read-csv-passwd", lambda c: c.query("SELECT * FROM read_csv('/etc/passwd')"), "/etc/passwd")
+case("query-syntax-error", lambda c: c.query("SELEC model FROM runs"), "SELEC")
 case("query-unknown-column", lambda c: c.query("SELECT no_such_column FROM runs"), "no_such_column")
 case("query-unknown-table", lambda c: c.query("SELECT * FROM no_such_table"), "no_such_table")
-case("query-empty", lambda c: c.query("   "))
-case("where-stacked", lambda c: c.analysis("report", "--where", "1=1; DROP VIEW runs"))
-case("where-syntax-error", lambda c: c.analysis("report", "--where", "model = "))
+case("where-stacked", lambda c: c.analysis("report", "--where", "1=1; DROP VIEW runs"), "--where")
 case("where-unknown-column", lambda c: c.analysis("report", "--where", "no_such_column = 1"), "no_such_column")
-case("where-read-csv", lambda c: c.analysis("compare", "--by", "method", "--where", "EXISTS (SELECT * FROM read_csv('/etc/passwd'))"))
 
 # output paths (-o), checked before anything is computed or written
-case("out-report-parent-is-file", lambda c: c.analysis("report", "-o", str(c.write("afile", "x") / "t.txt")), "afile")
-case("out-report-missing-dir", lambda c: c.analysis("report", "-o", str(c.tmp / "nodir" / "t.txt")), "nodir")
-case("out-report-directory", lambda c: c.analysis("report", "-o", str(c.tmp)), "folder")
-case("out-compare-parent-is-file", lambda c: c.analysis("compare", "--by", "method", "-o", str(c.write("afile", "x") / "t.txt")), "afile")
-case("out-compare-missing-dir", lambda c: c.analysis("compare", "--by", "method", "-o", str(c.tmp / "nodir" / "t.txt")), "nodir")
+case("out-report-parent-is-file", lambda c: c.analysis("report", "-o", str(c.write("afile", "x") / "t.txt")), "afile is a file")
+case("out-report-missing-dir", lambda c: c.analysis("report", "-o", str(c.tmp / "nodir" / "t.txt")), "nodir does not exist")
+case("out-report-directory", lambda c: c.analysis("report", "-o", str(c.tmp)), "is a folder")
+case("out-compare-parent-is-file", lambda c: c.analysis("compare", "--by", "method", "-o", str(c.write("afile", "x") / "t.txt")), "afile is a file")
 case("out-plot-extension", lambda c: c.analysis("plot", "-o", str(c.tmp / "plot.txt")), ".txt")
-case("out-plot-missing-dir", lambda c: c.analysis("plot", "-o", str(c.tmp / "nodir" / "p.png")), "nodir")
-case("out-plot-directory", lambda c: c.analysis("plot", "-o", str(c.tmp)), "folder")
-case("out-export-parent-is-file", lambda c: ["export", "--store", str(c.store), "-o", str(c.write("afile", "x") / "r.parquet")], "afile")
-case("out-export-extension", lambda c: ["export", "--store", str(c.store), "-o", str(c.tmp / "r.xlsx")], ".xlsx")
+case("out-plot-directory", lambda c: c.analysis("plot", "-o", str(c.tmp)), "is a folder")
+case("out-export-parent-is-file", lambda c: ["export", "--store", str(c.store), "-o", str(c.write("afile", "x") / "r.parquet")], "afile is a file")
 case("out-query-extension", lambda c: c.query("SELECT 1", "-o", str(c.tmp / "r.xlsx")), ".xlsx")
-case("out-query-directory", lambda c: c.query("SELECT 1", "-o", str(c.tmp)), "folder")
-case("out-query-missing-dir", lambda c: c.query("SELECT 1", "-o", str(c.tmp / "nodir" / "r.csv")), "nodir")
+case("out-query-directory", lambda c: c.query("SELECT 1", "-o", str(c.tmp)), "is a folder")
 
 # store faults
 case("store-read-only", _read_only_store, "read-only")
-case("store-is-file-sweep", lambda c: _store_is_file(c, Ctx.sweep), "store-file")
-case("store-under-file-sweep", _store_under_file, "store-file")
-case("store-is-file-status", lambda c: _store_is_file(c, lambda c: ["status", "--store", str(c.store)]), "store-file")
-case("store-is-file-report", lambda c: _store_is_file(c, lambda c: c.analysis("report")), "store-file")
-case("store-is-file-query", lambda c: _store_is_file(c, lambda c: c.query("SELECT 1")), "store-file")
+case("store-is-file-sweep", lambda c: _store_is_file(c, Ctx.sweep), "store-file is a file")
+case("store-under-file-sweep", _store_under_file, "store-file is a file")
+case("store-is-file-status", lambda c: _store_is_file(c, lambda c: ["status", "--store", str(c.store)]), "store-file is a file")
+case("store-is-file-report", lambda c: _store_is_file(c, lambda c: c.analysis("report")), "store-file is a file")
+case("store-is-file-query", lambda c: _store_is_file(c, lambda c: c.query("SELECT 1")), "store-file is a file")
 
 
 @pytest.mark.parametrize(("build", "fragments"), CASES)

@@ -140,6 +140,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from seedbench.sweep.status import STATES, sweep_status
 
     directory = store_dir(args.store)
+    if directory.exists() and not directory.is_dir():
+        raise SeedbenchError(f"store {directory} is a file, not a folder; pass --store with the store's folder")
     if not directory.is_dir():
         raise SeedbenchError(f"store {directory} does not exist; run `seedbench sweep` first or pass --store DIR")
     warnings: list[str] = []
@@ -209,7 +211,15 @@ def _seed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment-seeds", dest="augment_seeds", metavar="SEEDS", help="cross augmentation seeds, e.g. 0-4")
 
 
-def build_parser() -> argparse.ArgumentParser:
+OWN_COMMANDS = ("sweep", "status", "methods", "datasets")  # defined here; the others live in cli.analysis, cli.studies, cli.store
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command` one of OWN_COMMANDS, only the commands of this module.
+
+    The analysis commands' modules import pandas and scipy (about a second), which a sweep, a typo in
+    a sweep or `status` need not wait for; help and unknown commands still get every command.
+    """
     from seedbench import __version__
 
     parser = OneLineParser(
@@ -255,15 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", action="store_true", help="also list every cell that is not finished")
     p.set_defaults(func=cmd_status)
 
-    from seedbench.cli.analysis import add_parsers
-    from seedbench.cli.store import add_export_parser, add_query_parser
+    if command not in OWN_COMMANDS:
+        from seedbench.cli.analysis import add_parsers
+        from seedbench.cli.store import add_export_parser, add_query_parser
+        from seedbench.cli.studies import add_parsers as add_study_parsers
 
-    from seedbench.cli.studies import add_parsers as add_study_parsers
-
-    add_parsers(sub)  # report, compare, plot
-    add_study_parsers(sub)  # decompose, power
-    add_query_parser(sub)
-    add_export_parser(sub)
+        add_parsers(sub)  # report, compare, plot
+        add_study_parsers(sub)  # decompose, power
+        add_query_parser(sub)
+        add_export_parser(sub)
 
     p = sub.add_parser("methods", help="the registered methods, models, datasets and initializers (plugins included)", description="List what a sweep can name: methods (with aliases), models, datasets and initializers, including those of --plugin files.")
     p.add_argument("--format", choices=["table", "json"], default="table")
@@ -308,7 +318,9 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # the top level has only flags without values
+    parser = build_parser(command if command in OWN_COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "plugin", None) and args.func is not cmd_sweep:  # a sweep loads its own, with the YAML's
