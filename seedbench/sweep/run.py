@@ -176,7 +176,7 @@ def run_sweep(
     from seedbench.sweep.plan import plan_cell, resolve_grid
     from seedbench.sweep.runners.dispatch import begin_sweep, forwarded_env, prepare_cell
     from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
-    from seedbench.sweep.runners.resources import check_local, parse_resources, request_for
+    from seedbench.sweep.runners.resources import check_local, check_local_devices, parse_resources, request_for
     from seedbench.sweep.runners.store_context import LEGACY_NOTE, check_store_writable, index_database, legacy_runs, open_store, project_root
     from seedbench.sweep.status import write_sweep
 
@@ -200,6 +200,7 @@ def run_sweep(
         requests.setdefault(request_for(r.placement.model_dump(), override), []).append(r.label)
     if engine == "local":
         check_local(requests)
+        check_local_devices((r.label, r.placement.device) for r in resolved)
     else:  # an unreachable --ray-address fails here in seconds, before the store is opened
         from seedbench.sweep.runners.ray import check_address
 

@@ -141,3 +141,38 @@ def check_local(requests: Mapping[Request, Iterable[str]]) -> None:
                 f"{first} requests resource(s) {', '.join(custom)}, which the local engine does not have; "
                 "use --engine ray with a node that declares them, or drop them from --resources / the preset"
             )
+
+
+def check_local_devices(cells: Iterable[tuple[str, str]]) -> None:
+    """(label, device) of every cell: a device this machine lacks is refused now, not in the cell's folder.
+
+    The local engine trains in this process, so what it can use is known on the driver. torch is
+    imported only when some cell names a device other than auto or cpu (it would be imported to
+    train anyway).
+    """
+    wanted: dict[str, str] = {}
+    for label, device in cells:
+        if device not in ("auto", "cpu"):
+            wanted.setdefault(device, label)
+    if not wanted:
+        return
+    import torch
+
+    for device, label in wanted.items():
+        kind, _, index = device.partition(":")
+        if kind == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count > (int(index) if index else 0):
+                continue
+            have = f"only {count} CUDA device(s) (cuda:0..cuda:{count - 1})" if count else "no CUDA device torch can use"
+        elif kind == "mps":
+            if torch.backends.mps.is_available():
+                continue
+            have = "no MPS device"
+        else:
+            continue
+        raise ConfigError(
+            f"{label}: device={device}, but this machine has {have}; use device=auto or cpu here, "
+            "or run the sweep where that device exists (--engine ray with a GPU node and num_gpus)"
+        )
+
