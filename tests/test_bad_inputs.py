@@ -377,6 +377,9 @@ case("flag-ray-address-unreachable", lambda c: c.sweep("--ray-address", "127.0.0
 case("flag-ray-address-malformed", lambda c: c.sweep("--ray-address", "no-port-here"), "no-port-here")
 case("flag-unknown-flag", lambda c: c.sweep("--bogus-flag"), "unrecognized arguments: --bogus-flag", "--help")
 case("flag-unknown-command", lambda c: ["swep", "--store", str(c.store)], "swep", "--help")
+# an empty --store (an unset variable) must not mean the project's ./storage; --dry-run keeps a regression harmless
+case("flag-store-empty", lambda c: ["sweep", *GRID, "--store", "", "--dry-run"], "--store ''")
+case("status-store-empty", lambda c: ["status", "--store", ""], "--store ''")
 case("flag-data-dir-is-file", _data_dir_is_file, "is a file")
 case("flag-batch-size-over-train", lambda c: c.sweep("--set", "batch_size=64"), "batch_size 64", "lower batch_size")
 
@@ -405,6 +408,7 @@ case("yaml-overrides-list", lambda c: c.spec(SPEC.replace("overrides: {epochs: 1
 case("yaml-resources-number", lambda c: c.spec(SPEC + "resources: 5\n"), "resources")
 case("yaml-engine-number", lambda c: c.spec(SPEC + "engine: 3\n"), "engine")
 case("yaml-plugin-missing", lambda c: c.spec(SPEC + "plugins: [missing.py]\n"), "missing.py")
+case("yaml-python-tag", lambda c: c.spec(SPEC.replace("methods: [sgd]", f'methods: !!python/object/apply:os.system ["touch {c.tmp / "pwned"}"]')), "not valid YAML")
 case("yaml-bad-syntax", lambda c: c.spec("methods: [sgd\nmodels: fc\n"), "not valid YAML")
 case("yaml-empty-file", lambda c: c.spec(""), "sweep.yaml", "mapping")
 case("yaml-methods-number", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: 5")), "bad methods 5")

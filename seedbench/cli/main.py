@@ -52,6 +52,13 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _store_flag(text: str) -> str:
+    """--store as given; an empty one (an unset shell variable) would silently mean the project's ./storage."""
+    if not text.strip():
+        raise ConfigError("--store '': empty path; give the store's folder, or leave --store out for the project's ./storage")
+    return text
+
+
 def sweep_spec_from_args(args: argparse.Namespace):
     """The sweep a command line asks for: a YAML file with flags on top, or flags alone."""
     from seedbench.sweep.grid import STREAM_LISTS, SweepSpec, load_spec, parse_seeds, split_list
@@ -80,8 +87,8 @@ def sweep_spec_from_args(args: argparse.Namespace):
     spec.overrides.update(_overrides(args.set))
     if args.epochs is not None:
         spec.overrides["epochs"] = args.epochs
-    if args.store:
-        spec.store = args.store
+    if args.store is not None:
+        spec.store = _store_flag(args.store)
     if args.data_dir:
         spec.data_dir = args.data_dir
     if args.pack is not None:
@@ -139,7 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from seedbench.sweep.runners.store_context import store_dir
     from seedbench.sweep.status import STATES, sweep_status
 
-    directory = store_dir(args.store)
+    directory = store_dir(_store_flag(args.store) if args.store is not None else None)
     if directory.exists() and not directory.is_dir():
         raise SeedbenchError(f"store {directory} is a file, not a folder; pass --store with the store's folder")
     if not directory.is_dir():
