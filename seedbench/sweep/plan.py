@@ -93,6 +93,11 @@ def resolve_cell(cell: Cell, placement: dict[str, Any] | None = None) -> Resolve
     if cfg.init is None:
         cfg = cfg.model_copy(update={"init": model.default_init})
     check_initializer(cfg.init)  # a typo fails here, with a suggestion
+    if cfg.framework == "tensorflow":  # what the TensorFlow runner implements (seedbench/train/tf_runner.py)
+        if cfg.model not in ("fc", "cnn"):
+            raise ConfigError(f"{cell.label}: framework=tensorflow runs the fc and cnn models only; drop framework or use --model fc,cnn")
+        if getattr(cfg, "bases", "gaussian") != "gaussian" or cfg.stabilize or cfg.rewire:
+            raise ConfigError(f"{cell.label}: framework=tensorflow has no Hadamard bases or init pipelines; use framework=torch for them")
     from seedbench.data.registry import get_dataset_spec
 
     get_dataset_spec(cfg.dataset)

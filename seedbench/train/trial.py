@@ -148,13 +148,16 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
     record.init_applied, record.seeds, record.device = init_applied, seeds, device
     record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
     if cfg.framework == "tensorflow":
+        # the same initial weights as the torch cell (the same init stream), in Keras's layout: with the
+        # same batches and augmentation, the framework is the only difference between the two cells
+        from seedbench.train.tf_models import keras_weights_from_torch
         from seedbench.train.tf_runner import train_tensorflow
 
         return train_tensorflow(
-            method.name, cfg.model_dump(), cfg.model, data, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            method.name, {k: v for k, v in cfg.model_dump().items() if k not in TrialConfig.model_fields}, cfg.model, data, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
             data_seed=seeds["data"], augment_seed=seeds["augment"], method_seed=seeds["method"], init_seed=seeds["init"],
             augment=cfg.augment, divergence=divergence_rules(cfg), metrics_path=epochs_path,
-            initial_weights=[p.detach().cpu().numpy() for p in model.parameters()],
+            initial_weights=keras_weights_from_torch(model, data.in_shape),
         )
     model = model.to(device)
     if method.prepare is not None:
