@@ -462,8 +462,7 @@ case("data-cifar-wrong-shape", _cifar_wrong_shape, "data_batch_2", "1024 values"
 case("query-copy-to", lambda c: c.query(f"COPY runs TO '{c.tmp / 'out.csv'}'"), "COPY")
 case("query-explain-analyze-copy", lambda c: c.query(f"EXPLAIN ANALYZE COPY runs TO '{c.tmp / 'out.csv'}'"), "COPY")
 case("query-attach", lambda c: c.query(f"ATTACH '{c.tmp / 'other.db'}' AS other"), "ATTACH")
-case("query-install", lambda c: c.query("INSTALL httpfs"), "INSTALL",
-     marks=pytest.mark.xfail(strict=True, reason="owner: seedbench/store/sql.py check_statement names DuckDB's StatementType, and INSTALL is a LOAD: the line says 'got LOAD'"))
+case("query-install", lambda c: c.query("INSTALL httpfs"), "INSTALL")
 case("query-load", lambda c: c.query("LOAD httpfs"), "LOAD")
 case("query-create", lambda c: c.query("CREATE TABLE t AS SELECT 1 AS x"), "CREATE")
 case("query-drop", lambda c: c.query("DROP VIEW runs"), "DROP")
@@ -492,10 +491,8 @@ case("store-read-only", _read_only_store, "read-only")
 case("store-is-file-sweep", lambda c: _store_is_file(c, Ctx.sweep), "store-file is a file")
 case("store-under-file-sweep", _store_under_file, "store-file is a file")
 case("store-is-file-status", lambda c: _store_is_file(c, lambda c: ["status", "--store", str(c.store)]), "store-file is a file")
-case("store-is-file-report", lambda c: _store_is_file(c, lambda c: c.analysis("report")), "store-file is a file",
-     marks=pytest.mark.xfail(strict=True, reason="owner: seedbench/analysis/api.py Store.__init__ says the store 'does not exist' when --store is a file"))
-case("store-is-file-query", lambda c: _store_is_file(c, lambda c: c.query("SELECT 1")), "store-file is a file",
-     marks=pytest.mark.xfail(strict=True, reason="owner: seedbench/store/api.py Store.__init__ says the store 'does not exist' when --store is a file"))
+case("store-is-file-report", lambda c: _store_is_file(c, lambda c: c.analysis("report")), "store-file is a file")
+case("store-is-file-query", lambda c: _store_is_file(c, lambda c: c.query("SELECT 1")), "store-file is a file")
 
 
 @pytest.mark.parametrize(("build", "fragments"), CASES)

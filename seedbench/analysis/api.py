@@ -107,6 +107,8 @@ class Store:
         from seedbench.sweep.runners.store_context import store_dir
 
         self.path = store_dir(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise SeedbenchError(f"store {self.path} is a file, not a store folder; pass --store with the folder a sweep wrote")
         if not self.path.is_dir():
             raise SeedbenchError(f"store {self.path} does not exist; run `seedbench sweep` first or pass --store DIR")
         self._sql: Any = None

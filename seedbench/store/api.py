@@ -94,6 +94,8 @@ class Store:
         warn: Callable[[str], None] | None = _warn,
     ) -> None:
         self.path = Path(path).expanduser().resolve()
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"store {self.path} is a file, not a store folder; pass --store with the folder a sweep wrote")
         if not self.path.is_dir():
             raise StoreError(f"store {self.path} does not exist; run `seedbench sweep` first or pass --store DIR")
         self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir(self.path)

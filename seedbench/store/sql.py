@@ -141,9 +141,11 @@ def check_statement(sql: str, columns: dict[str, list[str]]) -> None:
     if kind == duckdb.StatementType.EXPLAIN:
         kind = _explained_kind(statements[0].query)
     if kind not in ALLOWED_STATEMENTS:
-        raise StoreError(
-            f"only SELECT queries are allowed (got {kind.name}); use `seedbench export` to write files; {columns_hint(columns)}"
-        )
+        # DuckDB files INSTALL under LOAD, FORCE INSTALL too: name what the user typed
+        typed = statements[0].query.strip().split(None, 2)
+        word = " ".join(typed[:2]).upper() if typed[:1] and typed[0].upper() == "FORCE" else (typed[0].upper() if typed else kind.name)
+        shown = word if word.replace(" ", "").isalpha() else kind.name
+        raise StoreError(f"only SELECT queries are allowed (got {shown}); use `seedbench export` to write files; {columns_hint(columns)}")
 
 
 def _explained_kind(text: str) -> duckdb.StatementType:
