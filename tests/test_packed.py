@@ -25,7 +25,7 @@ from seedbench.init import init_model_
 from seedbench.models import build_model
 from seedbench.optim import FPD, NES, RBD
 from seedbench.seeding import stream_seeds
-from seedbench.train.loop import DivergenceRules, TrainSettings, train
+from seedbench.train.loop import TrainSettings, train
 from seedbench.train.packed import (
     PackMember,
     PackSettings,
@@ -343,6 +343,9 @@ def test_can_pack():
 
 
 def test_auto_pack_size_is_solo_where_unmeasured_or_unpackable():
+    # the measured rule (docs/benchmarks.md, "Seed packing"): the FC packs on a CPU, the CNN does not pay there
+    assert auto_pack_size("fc", "sgd", "cpu") > 1
+    assert auto_pack_size("cnn", "sgd", "cpu") == 1
     assert auto_pack_size("fc", "adam", "cpu") == 1
     assert auto_pack_size("resnet18", "sgd", "cpu") == 1
     assert auto_pack_size("fc", "sgd", "cuda:1") == auto_pack_size("fc", "sgd", "cuda")
