@@ -54,16 +54,25 @@ def synthetic(n: int, device: str, seed: int = 0) -> Dataset:
     x = torch.rand(n, 1, 28, 28, generator=gen)
     y = torch.randint(0, 10, (n,), generator=gen)
     empty_x, empty_y = x[:0], y[:0]
-    return Dataset(name="fmnist", x_train=x, y_train=y, x_val=x, y_val=y, x_test=empty_x, y_test=empty_y,
-                   num_classes=10, source="synthetic").to(device)
+    return Dataset(name="fmnist", x_train=x, y_train=y, x_val=x, y_val=y, x_test=empty_x, y_test=empty_y, num_classes=10, source="synthetic").to(
+        device
+    )
 
 
 def portion(data: Dataset, steps: int) -> Dataset:
     """One epoch of `steps` steps and a validation split a fifth its size; no test split (both sides skip it)."""
     n_train = steps * BATCH
-    return Dataset(name=data.name, x_train=data.x_train[:n_train], y_train=data.y_train[:n_train],
-                   x_val=data.x_val[-(n_train // 5):], y_val=data.y_val[-(n_train // 5):],
-                   x_test=data.x_test, y_test=data.y_test, num_classes=10, source=data.source)
+    return Dataset(
+        name=data.name,
+        x_train=data.x_train[:n_train],
+        y_train=data.y_train[:n_train],
+        x_val=data.x_val[-(n_train // 5) :],
+        y_val=data.y_val[-(n_train // 5) :],
+        x_test=data.x_test,
+        y_test=data.y_test,
+        num_classes=10,
+        source=data.source,
+    )
 
 
 def model_for(name: str, seed: int, device: str) -> torch.nn.Module:
@@ -79,8 +88,7 @@ def sync(device: str) -> None:
 def time_solo(name: str, method: str, data: Dataset, device: str) -> float:
     model = model_for(name, 0, device)
     opt = OPTIMIZERS[method](model, name, 0)
-    settings = TrainSettings(epochs=1, batch_size=BATCH, data_seed=0, augment_seed=0, device=device,
-                             divergence=DivergenceRules(mode="none"))
+    settings = TrainSettings(epochs=1, batch_size=BATCH, data_seed=0, augment_seed=0, device=device, divergence=DivergenceRules(mode="none"))
     sync(device)
     start = time.perf_counter()
     train(model, opt, data, settings)
@@ -92,8 +100,7 @@ def time_pack(name: str, method: str, k: int, data: Dataset, device: str, conv: 
     members = []
     for i in range(k):
         model = model_for(name, i, device)
-        members.append(PackMember(model, OPTIMIZERS[method](model, name, i), data_seed=i, augment_seed=i,
-                                  divergence=DivergenceRules(mode="none")))
+        members.append(PackMember(model, OPTIMIZERS[method](model, name, i), data_seed=i, augment_seed=i, divergence=DivergenceRules(mode="none")))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     sync(device)
@@ -121,10 +128,14 @@ def main() -> None:
     steps_at_1 = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in args.steps.split(",")}
     data = synthetic(N_IMAGES, args.device)
     ks = [int(k) for k in args.ks.split(",")]
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {BATCH}, "
-          f"synthetic 28x28x1 set of {N_IMAGES} images, median of {args.repeats} (after a warm-up)")
-    header = f"{'model':<5} {'method':<12} {'conv':<8} {'K':>3} {'steps':>5} {'solo s/seed':>11} {'pack s/seed':>11} " \
-             f"{'solo seeds/h':>12} {'pack seeds/h':>12} {'ratio':>6} {'range':>11}"
+    print(
+        f"device {args.device}, torch threads {torch.get_num_threads()}, batch {BATCH}, "
+        f"synthetic 28x28x1 set of {N_IMAGES} images, median of {args.repeats} (after a warm-up)"
+    )
+    header = (
+        f"{'model':<5} {'method':<12} {'conv':<8} {'K':>3} {'steps':>5} {'solo s/seed':>11} {'pack s/seed':>11} "
+        f"{'solo seeds/h':>12} {'pack seeds/h':>12} {'ratio':>6} {'range':>11}"
+    )
     if args.device.startswith("cuda"):
         header += f" {'peak MiB':>9}"
     print(header)
@@ -146,9 +157,11 @@ def main() -> None:
                             peaks.append(peak)
                     ts, tp, ratio = statistics.median(solo), statistics.median(pack), statistics.median(ratios)
                     epoch = (N_IMAGES // BATCH) / steps  # seeds/h counted in one-epoch seeds of the full set
-                    line = f"{name:<5} {method:<12} {conv:<8} {k:>3} {steps:>5} {ts:>11.3f} {tp:>11.3f} " \
-                           f"{3600 / (ts * epoch):>12.0f} {3600 / (tp * epoch):>12.0f} {ratio:>6.2f} " \
-                           f"{min(ratios):>5.2f}-{max(ratios):<5.2f}"
+                    line = (
+                        f"{name:<5} {method:<12} {conv:<8} {k:>3} {steps:>5} {ts:>11.3f} {tp:>11.3f} "
+                        f"{3600 / (ts * epoch):>12.0f} {3600 / (tp * epoch):>12.0f} {ratio:>6.2f} "
+                        f"{min(ratios):>5.2f}-{max(ratios):<5.2f}"
+                    )
                     if args.device.startswith("cuda"):
                         line += f" {max(p for p in peaks if p is not None):>9.0f}"
                     print(line, flush=True)

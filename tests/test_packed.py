@@ -56,8 +56,17 @@ def digits64(digits32: Dataset) -> Dataset:
 
 
 def _first(data: Dataset, n: int) -> Dataset:
-    return Dataset(name=data.name, num_classes=data.num_classes, source=data.source, x_train=data.x_train[:n],
-                   y_train=data.y_train[:n], x_val=data.x_val, y_val=data.y_val, x_test=data.x_test, y_test=data.y_test)
+    return Dataset(
+        name=data.name,
+        num_classes=data.num_classes,
+        source=data.source,
+        x_train=data.x_train[:n],
+        y_train=data.y_train[:n],
+        x_val=data.x_val,
+        y_val=data.y_val,
+        x_test=data.x_test,
+        y_test=data.y_test,
+    )
 
 
 def build(name: str, seed: int, dtype: torch.dtype, init: str = "xavier_uniform", stabilize=False, rewire=False) -> nn.Module:
@@ -67,8 +76,7 @@ def build(name: str, seed: int, dtype: torch.dtype, init: str = "xavier_uniform"
         torch.manual_seed(init_seed)
         model = build_model(name, IN_SHAPE, 10)
     if init != "xavier_uniform" or stabilize or rewire:
-        init_model_(model, base=init, stabilize=stabilize, rewire=rewire,
-                    generator=torch.Generator().manual_seed(init_seed), tries=3)
+        init_model_(model, base=init, stabilize=stabilize, rewire=rewire, generator=torch.Generator().manual_seed(init_seed), tries=3)
     return model.to(dtype)
 
 
@@ -83,8 +91,17 @@ OPTIMIZERS = {
 }
 
 
-def run_both(models, make_opt, data, augment=False, epochs=EPOCHS, seeds=SEEDS, tmp_path: Path | None = None,
-             settings_extra: dict | None = None, data_seeds=None):
+def run_both(
+    models,
+    make_opt,
+    data,
+    augment=False,
+    epochs=EPOCHS,
+    seeds=SEEDS,
+    tmp_path: Path | None = None,
+    settings_extra: dict | None = None,
+    data_seeds=None,
+):
     """Train deep copies solo and the originals as one pack; return (solo results, pack results, initial params)."""
     initial = [[p.detach().clone() for p in m.parameters()] for m in models]
     solo_models = [copy.deepcopy(m) for m in models]
@@ -93,12 +110,12 @@ def run_both(models, make_opt, data, augment=False, epochs=EPOCHS, seeds=SEEDS, 
     solo = []
     for i, (m, s) in enumerate(zip(solo_models, streams)):
         path = tmp_path / f"solo{i}.jsonl" if tmp_path else None
-        settings = TrainSettings(epochs=epochs, batch_size=BATCH, data_seed=s["data"], augment_seed=s["augment"],
-                                 augment=augment, metrics_path=path)
+        settings = TrainSettings(epochs=epochs, batch_size=BATCH, data_seed=s["data"], augment_seed=s["augment"], augment=augment, metrics_path=path)
         solo.append(train(m, make_opt(m, i, s), data, settings))
     members = [
-        PackMember(m, make_opt(m, i, s), data_seed=data_seeds[i], augment_seed=s["augment"],
-                   metrics_path=tmp_path / f"pack{i}.jsonl" if tmp_path else None)
+        PackMember(
+            m, make_opt(m, i, s), data_seed=data_seeds[i], augment_seed=s["augment"], metrics_path=tmp_path / f"pack{i}.jsonl" if tmp_path else None
+        )
         for i, (m, s) in enumerate(zip(models, streams))
     ]
     packed = train_packed(members, data, PackSettings(epochs=epochs, batch_size=BATCH, augment=augment, **(settings_extra or {})))
@@ -166,7 +183,7 @@ def test_sgd_members_with_their_own_hyperparameters(digits64):
     assert_members_match(models, solo_models, initial, tol)
     assert all(p["status"] == "finished" for p in packed)
     # each member's own optimizer ends holding its momentum buffers, as after its solo run
-    solo_opts, pack_opts = made[: len(SEEDS)], made[len(SEEDS):]
+    solo_opts, pack_opts = made[: len(SEEDS)], made[len(SEEDS) :]
     for so, po, sm, pm in zip(solo_opts, pack_opts, solo_models, models):
         for q, p in zip(sm.parameters(), pm.parameters()):
             torch.testing.assert_close(po.state[p]["momentum_buffer"], so.state[q]["momentum_buffer"], rtol=1e-9, atol=1e-12)
@@ -186,8 +203,9 @@ def test_init_pipelines_built_solo_are_kept(pipeline, digits64):
 def test_cnn_with_augmentation(kind, conv, digits64, tmp_path):
     n_train = N_TRAIN // 4  # the CNN in float64 is slow on a CPU: 4 steps
     models = [build("cnn", s, torch.float64) for s in SEEDS[:2]]
-    solo_models, solo, packed, initial = run_both(models, method_optimizer(kind), _first(digits64, n_train), augment=True,
-                                                  seeds=SEEDS[:2], tmp_path=tmp_path, settings_extra={"conv": conv})
+    solo_models, solo, packed, initial = run_both(
+        models, method_optimizer(kind), _first(digits64, n_train), augment=True, seeds=SEEDS[:2], tmp_path=tmp_path, settings_extra={"conv": conv}
+    )
     tol = float_tolerance(EPOCHS * (n_train // BATCH), longest_sum(models[0], IN_SHAPE, BATCH), torch.float64)
     assert_members_match(models, solo_models, initial, tol)
     for i in range(2):
@@ -207,14 +225,20 @@ def test_augmentation_streams_are_per_member(digits64):
     assert_members_match(models, solo_models, initial, tol)
 
 
-@pytest.mark.parametrize("model_name,settings,n_train", [
-    ("fc", {}, N_TRAIN), ("fc", {"forward": "vmap"}, N_TRAIN),
-    # the CNN for two steps only: once the members differ from their solo runs by rounding, a max-pool or
-    # ReLU that switches on a 1-ulp difference moves the CNN as far as it moves a solo run whose initial
-    # weights are perturbed by one ulp (up to 5% after 16 steps, docs/benchmarks.md "Seed packing"): a
-    # property of the training dynamics, not of packing, which no rounding tolerance can bound
-    ("cnn", {"conv": "loop"}, BATCH), ("cnn", {"conv": "grouped"}, BATCH), ("cnn", {"forward": "vmap"}, BATCH),
-])
+@pytest.mark.parametrize(
+    "model_name,settings,n_train",
+    [
+        ("fc", {}, N_TRAIN),
+        ("fc", {"forward": "vmap"}, N_TRAIN),
+        # the CNN for two steps only: once the members differ from their solo runs by rounding, a max-pool or
+        # ReLU that switches on a 1-ulp difference moves the CNN as far as it moves a solo run whose initial
+        # weights are perturbed by one ulp (up to 5% after 16 steps, docs/benchmarks.md "Seed packing"): a
+        # property of the training dynamics, not of packing, which no rounding tolerance can bound
+        ("cnn", {"conv": "loop"}, BATCH),
+        ("cnn", {"conv": "grouped"}, BATCH),
+        ("cnn", {"forward": "vmap"}, BATCH),
+    ],
+)
 def test_float32_within_derived_tolerance(model_name, settings, n_train, digits32):
     data = _first(digits32, n_train)
     models = [build(model_name, s, torch.float32) for s in SEEDS[:2]]
@@ -237,7 +261,10 @@ def test_diverging_member_is_frozen_and_the_others_continue(kind, digits64):
     solo_models, solo, packed, initial = run_both(models, make, digits64, epochs=3)
     assert solo[1]["status"] == "diverged" and solo[1]["epochs_completed"] < 3, "the huge lr did not diverge solo"
     assert (packed[1]["status"], packed[1]["reason"], packed[1]["epochs_completed"]) == (
-        solo[1]["status"], solo[1]["reason"], solo[1]["epochs_completed"])
+        solo[1]["status"],
+        solo[1]["reason"],
+        solo[1]["epochs_completed"],
+    )
     assert "test_loss" not in packed[1]
     tol = float_tolerance(3 * STEPS // EPOCHS, longest_sum(models[0], IN_SHAPE, BATCH), torch.float64)
     # frozen where its solo run stopped, although the pack trained on: same NaNs, finite values within tolerance
@@ -257,8 +284,7 @@ def test_diverging_member_is_frozen_and_the_others_continue(kind, digits64):
 
 def test_results_carry_loop_keys_and_provenance(digits64):
     models = [build("fc", s, torch.float64) for s in SEEDS[:2]]
-    _, solo, packed, _ = run_both(models, method_optimizer("sgd"), digits64, seeds=SEEDS[:2],
-                                  settings_extra={"pack_id": "p-1"})
+    _, solo, packed, _ = run_both(models, method_optimizer("sgd"), digits64, seeds=SEEDS[:2], settings_extra={"pack_id": "p-1"})
     for s, p in zip(solo, packed):
         assert set(p) == set(s) | {"pack_size", "pack_id"}
         assert (p["pack_size"], p["pack_id"]) == (2, "p-1")
@@ -302,8 +328,7 @@ def _members(models, make=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)):
 def test_refusals(digits32):
     settings = PackSettings(epochs=1, batch_size=BATCH)
     with pytest.raises(ValueError, match="not verified packed"):
-        train_packed(_members([build("fc", s, torch.float32) for s in SEEDS], lambda m: torch.optim.Adam(m.parameters())),
-                     digits32, settings)
+        train_packed(_members([build("fc", s, torch.float32) for s in SEEDS], lambda m: torch.optim.Adam(m.parameters())), digits32, settings)
     bn = [nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.BatchNorm1d(16), nn.Linear(16, 10)) for _ in SEEDS]
     with pytest.raises(ValueError, match="batch norm"):
         train_packed(_members(bn), digits32, settings)
@@ -315,8 +340,14 @@ def test_refusals(digits32):
         train_packed(_members([shared, shared]), digits32, settings)
     mixed = [build("fc", s, torch.float32) for s in SEEDS[:2]]
     with pytest.raises(ValueError, match="one optimizer class"):
-        train_packed([PackMember(mixed[0], torch.optim.SGD(mixed[0].parameters(), lr=0.1), 0, 0),
-                      PackMember(mixed[1], RBD(mixed[1].parameters(), lr=0.1, dims=4, seed=1), 1, 1)], digits32, settings)
+        train_packed(
+            [
+                PackMember(mixed[0], torch.optim.SGD(mixed[0].parameters(), lr=0.1), 0, 0),
+                PackMember(mixed[1], RBD(mixed[1].parameters(), lr=0.1, dims=4, seed=1), 1, 1),
+            ],
+            digits32,
+            settings,
+        )
     # a forward that draws random numbers has no per-member stream: vmap refuses it at the first step
     noisy = [_Noisy() for _ in SEEDS[:2]]
     with pytest.raises(RuntimeError, match="randomness"):

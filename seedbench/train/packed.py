@@ -60,8 +60,7 @@ PACKABLE_METHODS: dict[str, str] = {
     "nes": "each member's own NES; the population's forwards are packed across members",
 }
 NOT_PACKABLE: dict[str, str] = {
-    "sup_walsh": "its prepare hook pretrains each model with an Adam loop of its own, not covered by the pack's "
-    "equivalence tests; run solo",
+    "sup_walsh": "its prepare hook pretrains each model with an Adam loop of its own, not covered by the pack's equivalence tests; run solo",
 }
 STUDY_MODELS = ("fc", "cnn")
 
@@ -206,8 +205,7 @@ class _Stack:
                     raise ValueError("two members share a parameter tensor; give every member a model of its own")
                 seen.add(id(p))
         self.params = [
-            torch.stack([own[i].detach().to(device) for own in self.member_params]).requires_grad_(first[i].requires_grad)
-            for i in range(len(first))
+            torch.stack([own[i].detach().to(device) for own in self.member_params]).requires_grad_(first[i].requires_grad) for i in range(len(first))
         ]
         self.buffers = [torch.stack([own[i].detach().to(device) for own in member_buffers]) for i in range(len(member_buffers[0]))]
         self._alias()
@@ -436,9 +434,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
 
 
 @torch.no_grad()
-def _evaluate(
-    forward, stack: _Stack, x: torch.Tensor, y: torch.Tensor, transform: Callable | None, batch: int
-) -> tuple[list[float], list[float]]:
+def _evaluate(forward, stack: _Stack, x: torch.Tensor, y: torch.Tensor, transform: Callable | None, batch: int) -> tuple[list[float], list[float]]:
     """Each member's mean cross-entropy and accuracy over a whole split (all members see the same images).
 
     Chunks of max(EVAL_BATCH // K, batch) images, so a chunk of the pack holds about as many
@@ -478,8 +474,9 @@ def longest_sum(model: nn.Module, in_shape: tuple[int, ...], batch: int) -> int:
 
     def conv(module: nn.Conv2d, _inp, out: torch.Tensor) -> None:
         window = module.kernel_size[0] * module.kernel_size[1]
-        sizes.extend([module.in_channels // module.groups * window, module.out_channels // module.groups * window,
-                      batch * out.shape[-2] * out.shape[-1]])
+        sizes.extend(
+            [module.in_channels // module.groups * window, module.out_channels // module.groups * window, batch * out.shape[-2] * out.shape[-1]]
+        )
 
     for module in model.modules():
         if isinstance(module, nn.Linear):

@@ -30,7 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 
 ELEMENTWISE: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Softplus, nn.Identity,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.Identity,
 )
 POOLS: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 CONV_MODES = ("grouped", "loop")
@@ -46,10 +55,7 @@ def refusal(model: nn.Module) -> str | None:
         if prob is None and "drop" in type(module).__name__.lower():
             prob = getattr(module, "drop_prob", getattr(module, "p", 1.0))
         if prob:
-            return (
-                f"{where}: {type(module).__name__} draws its masks from torch's global generator, "
-                "which has no per-member stream; run solo"
-            )
+            return f"{where}: {type(module).__name__} draws its masks from torch's global generator, which has no per-member stream; run solo"
     return None
 
 
@@ -188,9 +194,7 @@ class SequentialPack:
         args = (module.stride, module.padding, module.dilation)
         if layout == "member":
             h = h.transpose(0, 1).reshape(b, k * h.shape[2], *h.shape[3:])
-        out = F.conv2d(
-            h, w.reshape(k * w.shape[1], *w.shape[2:]), None if bias is None else bias.reshape(-1), *args, k * module.groups
-        )
+        out = F.conv2d(h, w.reshape(k * w.shape[1], *w.shape[2:]), None if bias is None else bias.reshape(-1), *args, k * module.groups)
         return out, "grouped"
 
 

@@ -248,9 +248,7 @@ def nes_steps(
     order (what the solo loop sums for its training loss).
     """
     losses: list[list[torch.Tensor]] = [[] for _ in optimizers]
-    coroutines = [
-        _Coroutine(lambda suspend, opt=opt: opt.step(lambda: suspend(None))) for opt in optimizers
-    ]
+    coroutines = [_Coroutine(lambda suspend, opt=opt: opt.step(lambda: suspend(None))) for opt in optimizers]
     try:
         waiting = [row for row, co in enumerate(coroutines) if co.send(None)[0] == "yield"]
         while waiting:
