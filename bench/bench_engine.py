@@ -83,7 +83,7 @@ register_method(Method(name="spin", config=SpinConfig, optimizer=lambda p, lr, c
                        learning_rates={"default": {"*": 0.1}}))
 '''
 
-TUNE = '''\
+TUNE = """\
 import json, os, sys, time
 import ray
 from ray import tune
@@ -111,7 +111,7 @@ wall = time.time() - t0
 cell_seconds = sum(r.metrics.get("cell_seconds", 0.0) for r in results)
 errors = sum(1 for r in results if r.error)
 print(json.dumps({"wall": wall, "cell_seconds": cell_seconds, "trials": len(results), "errors": errors, "ray_start": started}))
-'''
+"""
 
 
 def make_plugin(base: Path) -> Path:
@@ -136,8 +136,15 @@ def rss_mib() -> tuple[float, float]:
 def spec(store: Path, cells: int, seconds: float):
     from seedbench.sweep.grid import SweepSpec
 
-    return SweepSpec(methods=["spin"], models=["spin_model"], datasets=["spin_data"], seeds=list(range(cells)), plugins=PLUGIN,
-                     overrides={"spin_seconds": seconds, "epochs": 1, "batch_size": 16}, store=str(store))
+    return SweepSpec(
+        methods=["spin"],
+        models=["spin_model"],
+        datasets=["spin_data"],
+        seeds=list(range(cells)),
+        plugins=PLUGIN,
+        overrides={"spin_seconds": seconds, "epochs": 1, "batch_size": 16},
+        store=str(store),
+    )
 
 
 def cell_seconds(store: Path) -> list[float]:
@@ -184,7 +191,12 @@ def bench_zero(store: Path, cells: int) -> dict:
 
     summary = run_sweep(spec(store, cells, 0.0), quiet=True, engine="ray")
     assert summary.trained == cells and not summary.failed
-    return {"cells": cells, "wall_s": summary.seconds, "ms_per_cell": summary.seconds / cells * 1000, "timings_s": {k: round(v, 3) for k, v in summary.timings.items()}}
+    return {
+        "cells": cells,
+        "wall_s": summary.seconds,
+        "ms_per_cell": summary.seconds / cells * 1000,
+        "timings_s": {k: round(v, 3) for k, v in summary.timings.items()},
+    }
 
 
 def bench_memory(store: Path, pending: int, seconds: float) -> dict:
@@ -216,22 +228,33 @@ def bench_memory(store: Path, pending: int, seconds: float) -> dict:
         counts = runner.counts()
         after, peak = rss_mib()
         runner.close()
-    return {"pending_cells": pending, "still_queued_when_measured": counts["queued"], "rss_before_mib": round(before, 1), "rss_with_pending_mib": round(after, 1),
-            "peak_rss_mib": round(peak, 1), "kib_per_cell": round((after - before) * 1024 / pending, 1), "plan_prepare_submit_s": round(t_all, 1),
-            "resolve_s": round(t_resolve, 2)}
+    return {
+        "pending_cells": pending,
+        "still_queued_when_measured": counts["queued"],
+        "rss_before_mib": round(before, 1),
+        "rss_with_pending_mib": round(after, 1),
+        "peak_rss_mib": round(peak, 1),
+        "kib_per_cell": round((after - before) * 1024 / pending, 1),
+        "plan_prepare_submit_s": round(t_all, 1),
+        "resolve_s": round(t_resolve, 2),
+    }
 
 
 def bench_tune(python: str, cells: int, seconds: float, workers: int) -> dict:
     if not python:
         return {"skipped": "no --tune-python given"}
     if not Path(python).exists():
-        return {"skipped": f"{python} does not exist; create it with: python3.11 -m venv /tmp/tune-venv && /tmp/tune-venv/bin/pip install -r bench/requirements-tune.txt"}
+        return {
+            "skipped": f"{python} does not exist; create it with: python3.11 -m venv /tmp/tune-venv && /tmp/tune-venv/bin/pip install -r bench/requirements-tune.txt"
+        }
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "tune_bench.py"
         script.write_text(TUNE)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         env["RAY_AIR_NEW_OUTPUT"] = "0"
-        done = subprocess.run([python, str(script), str(cells), str(seconds), str(workers)], capture_output=True, text=True, env=env, cwd=tmp, timeout=3600)
+        done = subprocess.run(
+            [python, str(script), str(cells), str(seconds), str(workers)], capture_output=True, text=True, env=env, cwd=tmp, timeout=3600
+        )
     if done.returncode != 0:
         return {"skipped": f"Tune run failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}"}
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -285,21 +308,29 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     s = out["seedbench"]
-    print(textwrap.dedent(f"""
-        engine benchmark: {args.cells} cells x {args.seconds} s on {args.workers} workers ({os.cpu_count()} cores, load {out['machine']['load_avg_at_start'][0]:.1f})
-          wall / ideal          {s['wall_over_ideal']:.3f}   ({s['wall_s']:.1f} s / {s['ideal_s']:.1f} s; target <= 1.05)
-          overhead per cell     {s['overhead_ms_per_cell']:.0f} ms of worker time; driver plan+prepare {s['driver_ms_per_cell']:.1f} ms
-          zero-second cells     {out['zero_work']['ms_per_cell']:.1f} ms per cell end to end""").rstrip())
+    print(
+        textwrap.dedent(f"""
+        engine benchmark: {args.cells} cells x {args.seconds} s on {args.workers} workers ({os.cpu_count()} cores, load {out["machine"]["load_avg_at_start"][0]:.1f})
+          wall / ideal          {s["wall_over_ideal"]:.3f}   ({s["wall_s"]:.1f} s / {s["ideal_s"]:.1f} s; target <= 1.05)
+          overhead per cell     {s["overhead_ms_per_cell"]:.0f} ms of worker time; driver plan+prepare {s["driver_ms_per_cell"]:.1f} ms
+          zero-second cells     {out["zero_work"]["ms_per_cell"]:.1f} ms per cell end to end""").rstrip()
+    )
     if "wall" in out["tune"]:
         t = out["tune"]
-        print(f"  Ray Tune              {t['wall']:.1f} s (wall / ideal {t['wall_over_ideal']:.2f}); seedbench / Tune {out['seedbench_over_tune']:.3f} (target <= 0.3)")
+        print(
+            f"  Ray Tune              {t['wall']:.1f} s (wall / ideal {t['wall_over_ideal']:.2f}); seedbench / Tune {out['seedbench_over_tune']:.3f} (target <= 0.3)"
+        )
     else:
         print(f"  Ray Tune              skipped: {out['tune']['skipped']}")
     if "memory" in out:
         m = out["memory"]
         pl = out["plan"]
-        print(f"  {pl['cells']} cells         dry run {pl['dry_run_s']:.1f} s; status {pl['status_s']:.2f} s (targets: plan+prepare <= 10 s, status < 2 s)")
-        print(f"  driver memory         {m['rss_with_pending_mib']:.0f} MiB with {m['pending_cells']} pending cells (before planning {m['rss_before_mib']:.0f} MiB; {m['kib_per_cell']:.1f} KiB per cell; plan+prepare+submit {m['plan_prepare_submit_s']:.0f} s)")
+        print(
+            f"  {pl['cells']} cells         dry run {pl['dry_run_s']:.1f} s; status {pl['status_s']:.2f} s (targets: plan+prepare <= 10 s, status < 2 s)"
+        )
+        print(
+            f"  driver memory         {m['rss_with_pending_mib']:.0f} MiB with {m['pending_cells']} pending cells (before planning {m['rss_before_mib']:.0f} MiB; {m['kib_per_cell']:.1f} KiB per cell; plan+prepare+submit {m['plan_prepare_submit_s']:.0f} s)"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))
     return 0

@@ -120,8 +120,7 @@ def bench_layer(name: str, w: torch.Tensor, device: torch.device, seeds: int) ->
     ok = True
     for label, outs in (("numpy-choice", ref_out), ("pa_rewire_", ours_out)):
         v = np.array([variances(o) for o in outs])
-        print(f"after, {label:22s}: columns {v[:, 0].mean():.4f} +- {v[:, 0].std():.4f}"
-              f"  rows {v[:, 1].mean():.4f} +- {v[:, 1].std():.4f}")
+        print(f"after, {label:22s}: columns {v[:, 0].mean():.4f} +- {v[:, 0].std():.4f}  rows {v[:, 1].mean():.4f} +- {v[:, 1].std():.4f}")
     for axis, label in ((0, "column"), (1, "row")):
         pooled_ref = torch.cat([strengths(o)[axis] for o in ref_out]).numpy()
         pooled_ours = torch.cat([strengths(o)[axis] for o in ours_out]).numpy()

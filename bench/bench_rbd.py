@@ -98,16 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             times[name].append(clock(fn))
     med = {name: statistics.median(ts) for name, ts in times.items()}
 
-    print(f"device={device} threads={torch.get_num_threads()} D={dim:,} d={DIMS} batch={BATCH} "
-          f"chunk={DEFAULT_CHUNK} steps={args.steps} (medians)")
+    print(f"device={device} threads={torch.get_num_threads()} D={dim:,} d={DIMS} batch={BATCH} chunk={DEFAULT_CHUNK} steps={args.steps} (medians)")
     print(f"{'contender':<22}{'median ms':>12}")
     for name in ("randn", "sgd", "rbd", "hadamard"):
         print(f"{name:<22}{med[name] * 1e3:>12.3f}")
     print()
     print(f"{'ratio':<22}{'value':>12}{'target':>10}")
-    rows = [("rbd / randn", med["rbd"] / med["randn"], "<= 1.3"),
-            ("rbd / sgd", med["rbd"] / med["sgd"], "n/a"),
-            ("hadamard / sgd", med["hadamard"] / med["sgd"], "<= 10")]
+    rows = [
+        ("rbd / randn", med["rbd"] / med["randn"], "<= 1.3"),
+        ("rbd / sgd", med["rbd"] / med["sgd"], "n/a"),
+        ("hadamard / sgd", med["hadamard"] / med["sgd"], "<= 10"),
+    ]
     for name, value, target in rows:
         print(f"{name:<22}{value:>12.3f}{target:>10}")
     return 0

@@ -40,8 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seedbench.store import CACHE_DIRNAME, Store  # noqa: E402
 
-METHODS = {"sgd": {"momentum": 0.0, "weight_decay": 0.0}, "rbd": {"num_bases": 250, "normalize": True},
-           "nes": {"population": 50, "sigma": 0.01}, "fpd": {"num_bases": 250, "compartments": 4}}
+METHODS = {
+    "sgd": {"momentum": 0.0, "weight_decay": 0.0},
+    "rbd": {"num_bases": 250, "normalize": True},
+    "nes": {"population": 50, "sigma": 0.01},
+    "fpd": {"num_bases": 250, "compartments": 4},
+}
 MODELS = {"fc": 101_770, "cnn": 93_322, "resnet": 270_000, "vgg": 1_500_000, "mlp2": 200_000}
 DATASETS = {"mnist": 0.95, "fmnist": 0.85, "cifar10": 0.55, "digits": 0.9, "svhn": 0.8}
 
@@ -55,8 +59,12 @@ FROM runs GROUP BY ALL ORDER BY ALL"""
 EPOCHS_SQL = """SELECT r.method, e.epoch, avg(e.val_acc) AS val_acc, count(*) AS n
 FROM epochs e JOIN runs r USING (run_id) GROUP BY ALL ORDER BY ALL"""
 
-MACHINABLE_FILES = {"model.json": '{"version": [], "module": "components.sgd"}', "id.json": '{"uuid": "x"}',
-                    "cached": "true", "updated_at": "2026-01-01T00:00:00"}
+MACHINABLE_FILES = {
+    "model.json": '{"version": [], "module": "components.sgd"}',
+    "id.json": '{"uuid": "x"}',
+    "cached": "true",
+    "updated_at": "2026-01-01T00:00:00",
+}
 
 
 def _num(x: float) -> float | str:
@@ -71,8 +79,15 @@ def _epochs(rng: np.random.Generator, n: int, final: float, diverge: bool, diagn
         loss = float(-math.log(max(acc, 1e-3)) + rng.normal(0, 0.01))
         if diverge and epoch == n:
             loss, acc = math.nan, 0.1
-        row = {"epoch": epoch, "train_loss": _num(loss), "train_acc": acc, "val_loss": _num(loss * 1.05),
-               "val_acc": acc * 0.99, "seconds": 1.0 + rng.random(), "images_per_s": 50_000 + 1000 * rng.random()}
+        row = {
+            "epoch": epoch,
+            "train_loss": _num(loss),
+            "train_acc": acc,
+            "val_loss": _num(loss * 1.05),
+            "val_acc": acc * 0.99,
+            "seconds": 1.0 + rng.random(),
+            "images_per_s": 50_000 + 1000 * rng.random(),
+        }
         if diagnostics:
             row["cosine"] = float(rng.normal(0.1, 0.02))
         rows.append(row)
@@ -91,25 +106,66 @@ def write_run(folder: Path, rng: np.random.Generator, i: int, method: str, model
     (execution / "host.json").write_text('{"hostname": "node"}')
     roll = rng.random()
     status = "finished" if roll > 0.035 else "diverged" if roll > 0.015 else "failed" if roll > 0.005 else "running"
-    n = {"finished": epochs, "diverged": int(rng.integers(4, epochs)), "failed": int(rng.integers(0, 5)),
-         "running": int(rng.integers(1, epochs))}[status]
+    n = {"finished": epochs, "diverged": int(rng.integers(4, epochs)), "failed": int(rng.integers(0, 5)), "running": int(rng.integers(1, epochs))}[
+        status
+    ]
     final = DATASETS[dataset] - 0.05 * list(METHODS).index(method) + rng.normal(0, 0.01)
     curve = _epochs(rng, n, final, status == "diverged", method == "rbd")
     with open(folder / "epochs.jsonl", "w") as f:
         f.writelines(json.dumps(row) + "\n" for row in curve)
     started = 1.79e9 + i * 60
-    config = {"model": model, "dataset": dataset, "seed": seed, "init_seed": None, "data_seed": None, "augment_seed": None,
-              "epochs": epochs, "batch_size": 32, "lr": None, "lr_table": "default", "val_size": None, "limit_train": None,
-              "augment": False, "init": "xavier_uniform", "stabilize": False, "rewire": False, "data_dir": None,
-              "device": "auto", "num_threads": None, "diverge_stop": True, "num_cpus": 1.0, "num_gpus": 0.0,
-              "resources": {}, "method": method, **METHODS[method]}
-    record = {"run_id": f"run{i:08d}", "method": method, "config": config, "lr": 0.05, "status": status, "host": "node",
-              "python": "3.11.7", "torch": "2.13.0", "started_at": started}
+    config = {
+        "model": model,
+        "dataset": dataset,
+        "seed": seed,
+        "init_seed": None,
+        "data_seed": None,
+        "augment_seed": None,
+        "epochs": epochs,
+        "batch_size": 32,
+        "lr": None,
+        "lr_table": "default",
+        "val_size": None,
+        "limit_train": None,
+        "augment": False,
+        "init": "xavier_uniform",
+        "stabilize": False,
+        "rewire": False,
+        "data_dir": None,
+        "device": "auto",
+        "num_threads": None,
+        "diverge_stop": True,
+        "num_cpus": 1.0,
+        "num_gpus": 0.0,
+        "resources": {},
+        "method": method,
+        **METHODS[method],
+    }
+    record = {
+        "run_id": f"run{i:08d}",
+        "method": method,
+        "config": config,
+        "lr": 0.05,
+        "status": status,
+        "host": "node",
+        "python": "3.11.7",
+        "torch": "2.13.0",
+        "started_at": started,
+    }
     if status != "running":
         last = curve[-1] if curve else {}
-        record.update({"reason": "nan loss" if status == "diverged" else None, "epochs_completed": n,
-                       "train_seconds": float(n), "finished_at": started + n + 5, "seconds": n + 5.0,
-                       "D": MODELS[model], "device": "cpu", "seeds": {"init": seed * 7 + 1, "data": seed * 7 + 2, "augment": seed * 7 + 3, "method": seed * 7 + 4}})
+        record.update(
+            {
+                "reason": "nan loss" if status == "diverged" else None,
+                "epochs_completed": n,
+                "train_seconds": float(n),
+                "finished_at": started + n + 5,
+                "seconds": n + 5.0,
+                "D": MODELS[model],
+                "device": "cpu",
+                "seeds": {"init": seed * 7 + 1, "data": seed * 7 + 2, "augment": seed * 7 + 3, "method": seed * 7 + 4},
+            }
+        )
         if curve:
             record.update({k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")} | {"images_per_s": last["images_per_s"]})
         if status == "finished":
@@ -168,7 +224,10 @@ def append_epoch(root: Path, count: int) -> dict[Path, bytes]:
         path = folder / "epochs.jsonl"
         old[path] = path.read_bytes()
         with open(path, "a") as f:
-            f.write(json.dumps({"epoch": 999, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.79, "seconds": 1.0, "images_per_s": 1.0}) + "\n")
+            f.write(
+                json.dumps({"epoch": 999, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.79, "seconds": 1.0, "images_per_s": 1.0})
+                + "\n"
+            )
     return old
 
 
@@ -215,8 +274,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"store benchmark: {n_runs} runs, {n_epochs} epoch rows, cache {cache_mb:.1f} MB, {os.cpu_count()} CPUs",
-                  caption=f"median of {args.repeats}; target: warm queries < 2 s")
+    table = Table(
+        title=f"store benchmark: {n_runs} runs, {n_epochs} epoch rows, cache {cache_mb:.1f} MB, {os.cpu_count()} CPUs",
+        caption=f"median of {args.repeats}; target: warm queries < 2 s",
+    )
     table.add_column("measure")
     table.add_column("seconds", justify="right")
     table.add_column("target", justify="right")

@@ -33,8 +33,14 @@ def make_round(means: dict[str, float], rng: np.random.Generator):
 
     def run_round(seeds: list[int]) -> pd.DataFrame:
         n = len(seeds)
-        return pd.DataFrame({"method": np.repeat(arms, n), "seed": np.tile(seeds, len(arms)), "status": "finished",
-                             "acc": np.concatenate([rng.normal(means[a], SD, n) for a in arms])})
+        return pd.DataFrame(
+            {
+                "method": np.repeat(arms, n),
+                "seed": np.tile(seeds, len(arms)),
+                "status": "finished",
+                "acc": np.concatenate([rng.normal(means[a], SD, n) for a in arms]),
+            }
+        )
 
     return run_round
 
@@ -45,8 +51,9 @@ def scenario(means: dict[str, float], args, spending: str, rng: np.random.Genera
     false_any, used, rejected, equivalent = 0, [], {}, {}
     margin = args.margin * SD if args.margin is not None else None
     for _ in range(args.studies):
-        result = run_until_decided(make_round(means, rng), arms, "acc", 0.05, args.max_seeds, args.step, spending=spending, adjusted=False,
-                                   margin=margin)
+        result = run_until_decided(
+            make_round(means, rng), arms, "acc", 0.05, args.max_seeds, args.step, spending=spending, adjusted=False, margin=margin
+        )
         used.append(result.seeds_used)
         pairs = result.pairs
         for _, row in pairs.iterrows():
@@ -81,13 +88,19 @@ def main() -> None:
     shift = args.d * SD
     se = math.sqrt(0.05 * 0.95 / args.studies)
     looks = list(range(args.step, args.max_seeds, args.step)) + [args.max_seeds]
-    print(f"{args.studies} simulated studies per row; looks at {looks} seeds per arm; MC SE of a 5% rate {se:.4f}"
-          + (f"; equivalence margin +-{args.margin} SD" if args.margin is not None else ""))
+    print(
+        f"{args.studies} simulated studies per row; looks at {looks} seeds per arm; MC SE of a 5% rate {se:.4f}"
+        + (f"; equivalence margin +-{args.margin} SD" if args.margin is not None else "")
+    )
     analytic = TTestIndPower().power(effect_size=args.d, nobs1=args.max_seeds, ratio=1.0, alpha=0.05)
-    print(f"fixed design, {args.max_seeds} seeds per arm, d = {args.d}: power {analytic:.3f} (t-test, analytic), "
-          f"{fixed_power(args.d, args.max_seeds, args.studies, rng):.3f} (Welch, simulated)\n")
+    print(
+        f"fixed design, {args.max_seeds} seeds per arm, d = {args.d}: power {analytic:.3f} (t-test, analytic), "
+        f"{fixed_power(args.d, args.max_seeds, args.studies, rng):.3f} (Welch, simulated)\n"
+    )
     extra = " declared equivalent per pair |" if args.margin is not None else ""
-    print(f"| arms (means in SDs) | spending | family-wise false rejections | rejections per pair | mean seeds per arm | 90th pct | runs saved vs fixed |{extra}")
+    print(
+        f"| arms (means in SDs) | spending | family-wise false rejections | rejections per pair | mean seeds per arm | 90th pct | runs saved vs fixed |{extra}"
+    )
     print("|---|---|---:|---|---:|---:|---:|" + ("---|" if extra else ""))
     rows = [
         ("2 arms, H0 (0, 0)", {"a": 0.9, "b": 0.9}),
@@ -101,8 +114,10 @@ def main() -> None:
             per_pair = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k.startswith("reject ")).replace("reject ", "")
             saved = 1 - r["mean_seeds"] / args.max_seeds
             equiv = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k.startswith("equivalent ")).replace("equivalent ", "")
-            print(f"| {label} | {spending} | {r['fwer']:.4f} | {per_pair} | {r['mean_seeds']:.2f} | {r['p90_seeds']:.0f} | {saved:.1%} |"
-                  + (f" {equiv} |" if extra else ""))
+            print(
+                f"| {label} | {spending} | {r['fwer']:.4f} | {per_pair} | {r['mean_seeds']:.2f} | {r['p90_seeds']:.0f} | {saved:.1%} |"
+                + (f" {equiv} |" if extra else "")
+            )
     print(f"\n({time.perf_counter() - start:.0f} s)")
 
 

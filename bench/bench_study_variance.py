@@ -57,8 +57,14 @@ def component_coverage(sizes, r, sds, n_sims, rng) -> list[tuple[str, float, flo
         keys = list(combo)
         low, high = mls_interval([combo[k] for k in keys], [ms[k] for k in keys], [df[k] for k in keys])
         low, high = np.maximum(low, 0), np.maximum(high, 0)
-        out.append((component_name(term, NAMES[: len(sizes)], r), float(np.mean((low <= truth) & (truth <= high))),
-                    float(np.mean(low > truth)), float(np.mean(high < truth))))
+        out.append(
+            (
+                component_name(term, NAMES[: len(sizes)], r),
+                float(np.mean((low <= truth) & (truth <= high))),
+                float(np.mean(low > truth)),
+                float(np.mean(high < truth)),
+            )
+        )
     return out
 
 

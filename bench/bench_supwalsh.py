@@ -92,15 +92,16 @@ def main() -> None:
     args = parser.parse_args()
     load_start = os.getloadavg()[0]
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-          f"cpus {os.cpu_count()}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, cpus {os.cpu_count()}")
     tsne_options(args.tsne_repeats)
 
     g = torch.Generator().manual_seed(args.seed)
     x = torch.rand(args.samples, *SHAPE, generator=g)
     y = torch.randint(0, CLASSES, (args.samples,), generator=g)
-    print(f"\nPart 2: pretraining {args.model} on {args.samples} random {SHAPE} images, {CLASSES} classes, "
-          f"{args.steps} steps of batch 200 (seed {args.seed}), {args.rounds} round(s)")
+    print(
+        f"\nPart 2: pretraining {args.model} on {args.samples} random {SHAPE} images, {CLASSES} classes, "
+        f"{args.steps} steps of batch 200 (seed {args.seed}), {args.rounds} round(s)"
+    )
     arms = [("before: t-SNE inline", {"tsne_workers": 0}, 0)]
     arms += [(f"after: t-SNE in {w} worker(s)", {"tsne_workers": w}, 2 * w) for w in map(int, args.workers.split(","))]
     arms += [("no t-SNE (random points)", {"inputs": "random"}, 0)]
@@ -135,8 +136,10 @@ def main() -> None:
     print("\n  after/before throughput ratio (whole run incl. worker start-up | steady state):")
     for name, _, _ in arms[1:-1]:
         print(f"    {name:28s} {medians[name]['rate'] / before['rate']:5.2f}x | {medians[name]['steady'] / before['steady']:5.2f}x")
-    print(f"\n  load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus: "
-          "figures from a loaded machine understate what workers gain")
+    print(
+        f"\n  load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus: "
+        "figures from a loaded machine understate what workers gain"
+    )
 
 
 if __name__ == "__main__":

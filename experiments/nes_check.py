@@ -67,16 +67,28 @@ def cosine_check(updates: int, seed: int) -> dict:
         val_acc = (model(data.x_val).argmax(1) == data.y_val).float().mean().item()
     mean = sum(cosines) / len(cosines)
     sd = math.sqrt(sum((c - mean) ** 2 for c in cosines) / (len(cosines) - 1))
-    return {"updates": updates, "cosine_mean": mean, "cosine_se": sd / math.sqrt(len(cosines)),
-            "cosine_first5": cosines[:5], "val_acc": val_acc, "seconds": seconds}
+    return {
+        "updates": updates,
+        "cosine_mean": mean,
+        "cosine_se": sd / math.sqrt(len(cosines)),
+        "cosine_first5": cosines[:5],
+        "val_acc": val_acc,
+        "seconds": seconds,
+    }
 
 
 def train_check(epochs: int, seed: int) -> dict:
     data = load_dataset("fmnist", val_size=VAL)
     model = _model(seed, data.in_shape, data.num_classes)
     opt = NES(model.parameters(), lr=LR, dims=DIMS, sigma=SIGMA, seed=seed)
-    settings = TrainSettings(epochs=epochs, batch_size=BATCH, data_seed=seed + 1, augment_seed=seed + 2,
-                             augment=True, on_epoch=lambda row: print(json.dumps(row), flush=True))
+    settings = TrainSettings(
+        epochs=epochs,
+        batch_size=BATCH,
+        data_seed=seed + 1,
+        augment_seed=seed + 2,
+        augment=True,
+        on_epoch=lambda row: print(json.dumps(row), flush=True),
+    )
     # divergence left at its default: the method's own rule (NES: stop on NaN/inf only)
     return train(model, opt, data, settings)
 

@@ -60,8 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in (("epochs", args.epochs), ("pretrain_epochs", args.pretrain_epochs), ("limit_train", args.limit_train)):
             if value is not None:
                 overrides[key] = value
-        sweep = Sweep(["sup_walsh"], split_list(args.models), datasets, parse_seeds(args.seeds), presets=[args.protocol],
-                      overrides=overrides, store=args.store, data_dir=args.data_dir)
+        sweep = Sweep(
+            ["sup_walsh"],
+            split_list(args.models),
+            datasets,
+            parse_seeds(args.seeds),
+            presets=[args.protocol],
+            overrides=overrides,
+            store=args.store,
+            data_dir=args.data_dir,
+        )
         print(f"arm {arm}: {len(sweep.cells())} cells", file=sys.stderr)
         failed += len(sweep.run(engine=args.engine, quiet=False).failed)
     where = f"method = 'sup_walsh' AND label IS NOT NULL AND dataset IN ({', '.join(repr(d) for d in datasets)})"

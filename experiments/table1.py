@@ -43,8 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit_train:
         overrides["limit_train"] = args.limit_train
     methods = split_list(args.methods)
-    common = {"models": split_list(args.models), "datasets": datasets, "seeds": parse_seeds(args.seeds), "presets": ["table1"],
-              "store": args.store, "data_dir": args.data_dir}
+    common = {
+        "models": split_list(args.models),
+        "datasets": datasets,
+        "seeds": parse_seeds(args.seeds),
+        "presets": ["table1"],
+        "store": args.store,
+        "data_dir": args.data_dir,
+    }
     sweeps = [Sweep([m for m in methods if not (m == "rbd" and args.bases == "hadamard")], overrides=overrides, **common)]
     if "rbd" in methods and args.bases in ("hadamard", "both"):
         sweeps.append(Sweep(["rbd"], overrides={**overrides, "bases": "hadamard"}, **common))

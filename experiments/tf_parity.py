@@ -39,8 +39,9 @@ def run_torch(data, seeds: dict[str, int], epochs: int) -> dict[str, Any]:
         torch.manual_seed(seeds["init"])
         model = build_model("fc", data.in_shape, data.num_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
-    settings = TrainSettings(epochs=epochs, batch_size=BATCH, data_seed=seeds["data"], augment_seed=seeds["augment"],
-                             augment=False, divergence=DivergenceRules())
+    settings = TrainSettings(
+        epochs=epochs, batch_size=BATCH, data_seed=seeds["data"], augment_seed=seeds["augment"], augment=False, divergence=DivergenceRules()
+    )
     return train(model, optimizer, data, settings)
 
 
@@ -48,9 +49,22 @@ def run_tensorflow(data, seeds: dict[str, int], epochs: int) -> dict[str, Any]:
     from seedbench.train.loop import DivergenceRules
     from seedbench.train.tf_runner import train_tensorflow
 
-    return train_tensorflow("sgd", {}, "fc", data, lr=LR, epochs=epochs, batch_size=BATCH, data_seed=seeds["data"],
-                            augment_seed=seeds["augment"], method_seed=seeds["method"], init_seed=seeds["init"],
-                            augment=False, divergence=DivergenceRules(), metrics_path=None)
+    return train_tensorflow(
+        "sgd",
+        {},
+        "fc",
+        data,
+        lr=LR,
+        epochs=epochs,
+        batch_size=BATCH,
+        data_seed=seeds["data"],
+        augment_seed=seeds["augment"],
+        method_seed=seeds["method"],
+        init_seed=seeds["init"],
+        augment=False,
+        divergence=DivergenceRules(),
+        metrics_path=None,
+    )
 
 
 def tost(a: list[float], b: list[float]) -> dict[str, Any]:
@@ -66,11 +80,10 @@ def tost(a: list[float], b: list[float]) -> dict[str, Any]:
     p_ind, lower, upper = ttost_ind(a, b, -MARGIN, MARGIN)
     p_pair, lower_p, upper_p = ttost_paired(a, b, -MARGIN, MARGIN)
     return {
-        "margin": MARGIN, "alpha": ALPHA,
-        "ind": {"p": float(p_ind), "p_lower": float(lower[1]), "p_upper": float(upper[1]),
-                "equivalent": bool(p_ind < ALPHA)},
-        "paired": {"p": float(p_pair), "p_lower": float(lower_p[1]), "p_upper": float(upper_p[1]),
-                   "equivalent": bool(p_pair < ALPHA)},
+        "margin": MARGIN,
+        "alpha": ALPHA,
+        "ind": {"p": float(p_ind), "p_lower": float(lower[1]), "p_upper": float(upper[1]), "equivalent": bool(p_ind < ALPHA)},
+        "paired": {"p": float(p_pair), "p_lower": float(lower_p[1]), "p_upper": float(upper_p[1]), "equivalent": bool(p_pair < ALPHA)},
     }
 
 
@@ -108,9 +121,16 @@ def main() -> None:
         for framework, run in (("torch", run_torch), ("tensorflow", run_tensorflow)):
             t0 = time.perf_counter()
             result = run(data, seeds, args.epochs)
-            row = {"seed": seed, "framework": framework, "status": result["status"], "val_acc": result["val_acc"],
-                   "val_loss": result["val_loss"], "test_acc": result.get("test_acc"),
-                   "train_loss": result["train_loss"], "seconds": time.perf_counter() - t0}
+            row = {
+                "seed": seed,
+                "framework": framework,
+                "status": result["status"],
+                "val_acc": result["val_acc"],
+                "val_loss": result["val_loss"],
+                "test_acc": result.get("test_acc"),
+                "train_loss": result["train_loss"],
+                "seconds": time.perf_counter() - t0,
+            }
             rows.append(row)
             with log.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -124,11 +144,19 @@ def main() -> None:
 def summarize(rows: list[dict[str, Any]], epochs: int, train_images: int, val_images: int) -> dict[str, Any]:
     """Per-framework mean/std of the final validation accuracy and the TOST over seeds run by both."""
     both = sorted({r["seed"] for r in rows if r["framework"] == "torch"} & {r["seed"] for r in rows if r["framework"] == "tensorflow"})
-    by = {fw: [next(r["val_acc"] for r in rows if r["framework"] == fw and r["seed"] == s) for s in both]
-          for fw in ("torch", "tensorflow")}
+    by = {fw: [next(r["val_acc"] for r in rows if r["framework"] == fw and r["seed"] == s) for s in both] for fw in ("torch", "tensorflow")}
     return {
-        "protocol": {"model": "fc", "dataset": "fmnist", "method": "sgd", "lr": LR, "batch": BATCH,
-                     "epochs": epochs, "augment": False, "train_images": train_images, "val_images": val_images},
+        "protocol": {
+            "model": "fc",
+            "dataset": "fmnist",
+            "method": "sgd",
+            "lr": LR,
+            "batch": BATCH,
+            "epochs": epochs,
+            "augment": False,
+            "train_images": train_images,
+            "val_images": val_images,
+        },
         "seeds": both,
         "per_framework": {fw: {"mean": statistics.fmean(v), "std": statistics.stdev(v), "n": len(v)} for fw, v in by.items()},
         "difference_torch_minus_tf": statistics.fmean(by["torch"]) - statistics.fmean(by["tensorflow"]),

@@ -55,12 +55,22 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {"init": init, "stabilize": stabilize, "rewire": rewire, "epochs": args.epochs, "stabilize_tries": args.tries}
             if args.limit_train:
                 overrides["limit_train"] = args.limit_train
-            sweep = Sweep(["sgd"], split_list(args.models), datasets, init_seeds=parse_seeds(args.seeds), base_seed=args.data_seed,
-                          overrides=overrides, store=args.store, data_dir=args.data_dir)
+            sweep = Sweep(
+                ["sgd"],
+                split_list(args.models),
+                datasets,
+                init_seeds=parse_seeds(args.seeds),
+                base_seed=args.data_seed,
+                overrides=overrides,
+                store=args.store,
+                data_dir=args.data_dir,
+            )
             print(f"arm {init} {arm}: {len(sweep.cells())} cells", file=sys.stderr)
             failed += len(sweep.run(engine=args.engine, quiet=False).failed)
-    where = (f"method = 'sgd' AND init_seed IS NOT NULL AND seed = {args.data_seed} AND epochs = {args.epochs} "
-             f"AND dataset IN ({', '.join(repr(d) for d in datasets)}) AND init IN ({', '.join(repr(i) for i in split_list(args.inits))})")
+    where = (
+        f"method = 'sgd' AND init_seed IS NOT NULL AND seed = {args.data_seed} AND epochs = {args.epochs} "
+        f"AND dataset IN ({', '.join(repr(d) for d in datasets)}) AND init IN ({', '.join(repr(i) for i in split_list(args.inits))})"
+    )
     store = Store(args.store)
     table, title = store.report("test_acc", study="variance", by="stabilize,rewire", within="model,dataset,init", where=where)
     print(render(table, "terminal", title=title))

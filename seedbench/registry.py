@@ -41,7 +41,7 @@ def _unknown(kind: str, name: str, known: Iterable[str], fix: str) -> ConfigErro
 
 
 def _import_ref(ref: str) -> Any:
-    """"package.module:attr.key" -> the object (dict entries by key), imported only now."""
+    """ "package.module:attr.key" -> the object (dict entries by key), imported only now."""
     module, _, path = ref.partition(":")
     obj: Any = importlib.import_module(module)
     for part in path.split("."):
@@ -116,7 +116,9 @@ class ModelSpec:
         return self.build if callable(self.build) else _import_ref(self.build)
 
 
-def register_model(name: str, build: Callable[..., Any] | str, default_init: str = "default", packable: bool = False, description: str = "") -> ModelSpec:
+def register_model(
+    name: str, build: Callable[..., Any] | str, default_init: str = "default", packable: bool = False, description: str = ""
+) -> ModelSpec:
     """Register `build(in_shape: (C, H, W), num_classes) -> torch.nn.Module` under `name`."""
     _builtins()
     spec = ModelSpec(name, build, default_init, packable, description)

@@ -50,17 +50,27 @@ def write_study_store(
                         if (method, init, data) in skip:
                             continue
                         acc = mean + init_effect[i] + data_effect[j] + rng.normal(0.0, noise_sd)
-                        record = make_record(f"r{n}", model=model, seed=0, acc=float(acc), method=method,
-                                             extra_config={"init_seed": init, "data_seed": data})
+                        record = make_record(
+                            f"r{n}", model=model, seed=0, acc=float(acc), method=method, extra_config={"init_seed": init, "data_seed": data}
+                        )
                         record["config"]["dataset"] = dataset
                         write_run(root, f"{method}/{model}/{dataset}/i{init}-d{data}", record)
                         n += 1
     if argv is not None:
         sweeps = root / "sweeps"
         sweeps.mkdir(parents=True, exist_ok=True)
-        record = {"id": "abc123", "created_at": 1.7e9, "updated_at": 1.7e9 + 60, "engine": "local",
-                  "argv": [a.replace("STORE", str(root)) for a in argv], "methods": sorted(methods), "models": list(models),
-                  "datasets": list(datasets), "seeds": [0], "cells": []}
+        record = {
+            "id": "abc123",
+            "created_at": 1.7e9,
+            "updated_at": 1.7e9 + 60,
+            "engine": "local",
+            "argv": [a.replace("STORE", str(root)) for a in argv],
+            "methods": sorted(methods),
+            "models": list(models),
+            "datasets": list(datasets),
+            "seeds": [0],
+            "cells": [],
+        }
         (sweeps / "abc123.json").write_text(json.dumps(record))
     return root
 

@@ -398,7 +398,12 @@ case("export-missing-store", lambda c: ["export", "--store", str(c.tmp / "nope")
 # sweep YAML files
 SPEC = "methods: [sgd]\nmodels: [fc]\ndatasets: [digits]\nseeds: 0\noverrides: {epochs: 1, limit_train: 32, val_size: 16}\n"
 case("yaml-not-a-mapping", lambda c: c.spec("- sgd\n- fc\n"), "mapping")
-case("yaml-binary-file", lambda c: ["sweep", str(c.write("sweep.yaml", bytes(range(256)) * 4)), "--store", str(c.store)], "sweep.yaml", "not a text file")
+case(
+    "yaml-binary-file",
+    lambda c: ["sweep", str(c.write("sweep.yaml", bytes(range(256)) * 4)), "--store", str(c.store)],
+    "sweep.yaml",
+    "not a text file",
+)
 case("yaml-directory", lambda c: ["sweep", str(c.tmp), "--store", str(c.store)], "directory")
 case("yaml-unknown-key", lambda c: c.spec(SPEC + "epochz: 3\n"), "epochz")
 case("yaml-seeds-letters", lambda c: c.spec(SPEC.replace("seeds: 0", "seeds: [a, b]")), "bad seeds")
@@ -408,7 +413,11 @@ case("yaml-overrides-list", lambda c: c.spec(SPEC.replace("overrides: {epochs: 1
 case("yaml-resources-number", lambda c: c.spec(SPEC + "resources: 5\n"), "resources")
 case("yaml-engine-number", lambda c: c.spec(SPEC + "engine: 3\n"), "engine")
 case("yaml-plugin-missing", lambda c: c.spec(SPEC + "plugins: [missing.py]\n"), "missing.py")
-case("yaml-python-tag", lambda c: c.spec(SPEC.replace("methods: [sgd]", f'methods: !!python/object/apply:os.system ["touch {c.tmp / "pwned"}"]')), "not valid YAML")
+case(
+    "yaml-python-tag",
+    lambda c: c.spec(SPEC.replace("methods: [sgd]", f'methods: !!python/object/apply:os.system ["touch {c.tmp / "pwned"}"]')),
+    "not valid YAML",
+)
 case("yaml-bad-syntax", lambda c: c.spec("methods: [sgd\nmodels: fc\n"), "not valid YAML")
 case("yaml-empty-file", lambda c: c.spec(""), "sweep.yaml", "mapping")
 case("yaml-methods-number", lambda c: c.spec(SPEC.replace("methods: [sgd]", "methods: 5")), "bad methods 5")
@@ -439,8 +448,12 @@ case("plugin-method-name-dash", lambda c: c.sweep("--plugin", c.plugin(BAD_NAME_
 case("plugin-method-config-not-trialconfig", lambda c: c.sweep("--plugin", c.plugin(BAD_CONFIG_METHOD)), "TrialConfig")
 case("plugin-method-alias-clash", lambda c: c.sweep("--plugin", c.plugin(ALIAS_CLASH_METHOD)), "pa_rewiring")
 case("plugin-raises-on-methods-command", lambda c: ["methods", "--plugin", c.plugin("raise ValueError('nope')\n")], "ValueError: nope")
-case("plugin-augment-without-augmentation",
-     lambda c: c.sweep("--plugin", c.plugin(PLAIN_DATASET), "--dataset", "plain", "--set", "augment=true"), "plain", "augment")
+case(
+    "plugin-augment-without-augmentation",
+    lambda c: c.sweep("--plugin", c.plugin(PLAIN_DATASET), "--dataset", "plain", "--set", "augment=true"),
+    "plain",
+    "augment",
+)
 
 # data files, written in the real formats
 case("data-missing-dataset", _empty_data_dir, "mnist", "not found")
@@ -545,8 +558,23 @@ def test_a_truncated_run_record_is_redone_not_reused(ctx: Ctx, base_store: Path)
 
 
 def _probe_sweep(ctx: Ctx, seeds: str) -> list[str]:
-    return ["sweep", "--plugin", ctx.plugin(PROBE_METHOD, "probe.py"), "--method", "probe", "--model", "fc", "--dataset", "digits",
-            "--seeds", seeds, "--store", str(ctx.store), *TINY, "--quiet"]
+    return [
+        "sweep",
+        "--plugin",
+        ctx.plugin(PROBE_METHOD, "probe.py"),
+        "--method",
+        "probe",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        seeds,
+        "--store",
+        str(ctx.store),
+        *TINY,
+        "--quiet",
+    ]
 
 
 def test_a_valid_cell_that_raises_exits_1_with_one_line_per_cell(ctx: Ctx) -> None:
@@ -571,8 +599,14 @@ def test_a_valid_cell_that_raises_exits_1_with_one_line_per_cell(ctx: Ctx) -> No
 def test_ctrl_c_stops_in_one_line_and_the_same_command_resumes(ctx: Ctx) -> None:
     marker = ctx.tmp / "cell-is-running"
     args = _probe_sweep(ctx, "0-1")
-    proc = subprocess.Popen([sys.executable, "-m", "seedbench.cli", *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, **ctx.env, "SB_PROBE": f"hold:{marker}"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seedbench.cli", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **ctx.env, "SB_PROBE": f"hold:{marker}"},
+    )
     try:
         deadline = time.monotonic() + 120
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from seedbench.sweep.presets import load_catalog
 from seedbench.errors import ConfigError
+from seedbench.sweep.presets import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,8 +21,14 @@ def test_project_catalogue_has_the_required_presets_and_the_methods_carry_table1
     for name in ("fc", "cnn", "digits", "mnist", "fmnist", "cifar10", "table1", "quick", "gpu", "ipu", "nostop"):
         assert name in catalog.presets
     assert catalog.preset("table1")["epochs"] == 100 and catalog.preset("table1")["batch_size"] == 32
-    published = {("fc", "mnist"): 0.125, ("fc", "fmnist"): 0.25, ("fc", "cifar10"): 0.0078125, ("cnn", "mnist"): 0.03125,
-                 ("cnn", "fmnist"): 0.0625, ("cnn", "cifar10"): 0.015625}
+    published = {
+        ("fc", "mnist"): 0.125,
+        ("fc", "fmnist"): 0.25,
+        ("fc", "cifar10"): 0.0078125,
+        ("cnn", "mnist"): 0.03125,
+        ("cnn", "fmnist"): 0.0625,
+        ("cnn", "cifar10"): 0.015625,
+    }
     for (model, dataset), lr in published.items():
         assert get_method("sgd").learning_rate("table1", model, dataset) == lr
     assert get_method("nes").learning_rate("table1", "fc", "fmnist") == get_method("rbd").learning_rate("table1", "fc", "fmnist") == 0.5
@@ -62,8 +68,9 @@ def test_learning_rate_fallbacks():
     from seedbench.config import TrialConfig
     from seedbench.methods.base import Method
 
-    method = Method("toy", TrialConfig, optimizer=lambda *a: None,
-                    learning_rates={"table1": {"fc-mnist": 0.5}, "default": {"fc-digits": 0.2, "*": 0.01}})
+    method = Method(
+        "toy", TrialConfig, optimizer=lambda *a: None, learning_rates={"table1": {"fc-mnist": 0.5}, "default": {"fc-digits": 0.2, "*": 0.01}}
+    )
     assert method.learning_rate("table1", "fc", "mnist") == 0.5
     assert method.learning_rate("table1", "fc", "digits") == 0.2  # not in table1 -> default
     assert method.learning_rate("default", "cnn", "cifar10") == 0.01  # the method's '*'

@@ -1,14 +1,12 @@
 """The command line end to end, in subprocesses, against isolated stores and a scratch project."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FMNIST_DEBIAN, ROOT, run_cli
+from tests.conftest import FMNIST_DEBIAN, run_cli
 
 FAST = ["--set", "limit_train=128", "--set", "val_size=64", "--epochs", "1"]
 
@@ -41,7 +39,9 @@ def test_sweep_then_rerun_reuses_then_report(tmp_path):
 
 def test_yaml_sweep_file(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text(f"methods: [sgd]\nmodels: [fc]\ndatasets: [digits]\nseeds: 0,2\nversions: [~quick]\nstore: {tmp_path / 'st'}\noverrides: {{epochs: 1, limit_train: 64, val_size: 32}}\n")
+    spec.write_text(
+        f"methods: [sgd]\nmodels: [fc]\ndatasets: [digits]\nseeds: 0,2\nversions: [~quick]\nstore: {tmp_path / 'st'}\noverrides: {{epochs: 1, limit_train: 64, val_size: 32}}\n"
+    )
     result = run_cli("sweep", str(spec), "--quiet")
     assert result.returncode == 0, result.stderr
     runs = [json.loads(p.read_text()) for p in (tmp_path / "st").rglob("run.json")]
@@ -70,8 +70,28 @@ def test_failed_cell_is_named_and_sweep_goes_on(tmp_path):
     plugin = tmp_path / "flaky.py"
     plugin.write_text(FLAKY_METHOD)
     store = str(tmp_path / "store")
-    grid = ["sweep", "--plugin", str(plugin), "--method", "flaky", "--model", "fc", "--dataset", "digits", "--seeds", "0-1",
-            "--store", store, "--set", "limit_train=32", "--set", "val_size=16", "--epochs", "1", "--quiet"]
+    grid = [
+        "sweep",
+        "--plugin",
+        str(plugin),
+        "--method",
+        "flaky",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0-1",
+        "--store",
+        store,
+        "--set",
+        "limit_train=32",
+        "--set",
+        "val_size=16",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]
     fine = run_cli(*grid)
     assert fine.returncode == 0, fine.stderr
     result = run_cli(*grid, "--set", "explode=true")
@@ -89,10 +109,15 @@ def test_failed_cell_is_named_and_sweep_goes_on(tmp_path):
     [
         (["sweep", "--method", "sgdd", "--model", "fc", "--dataset", "digits", "--seeds", "0"], ["unknown method 'sgdd'"]),
         (["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "3-1"], ["bad seed range"]),
-        (["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--version", "~tabel1"], ["unknown preset ~tabel1", "did you mean ~table1"]),
+        (
+            ["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--version", "~tabel1"],
+            ["unknown preset ~tabel1", "did you mean ~table1"],
+        ),
         (["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--set", "epochs=many"], ["epochs", "valid integer"]),
-        (["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--set", "limit_train=16", "--set", "batch_size=32"],
-         ["batch_size 32 exceeds"]),
+        (
+            ["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--set", "limit_train=16", "--set", "batch_size=32"],
+            ["batch_size 32 exceeds"],
+        ),
         (["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--set", "bogus=1"], ["unknown config key 'bogus'"]),
         (["sweep", "--method", "sgd", "--model", "fc"], ["--dataset", "--seeds"]),
         (["sweep", "does-not-exist.yaml"], ["sweep file not found"]),
@@ -106,9 +131,23 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, fragments):
 
 
 def test_missing_dataset_is_refused_before_any_cell(tmp_path):
-    result = run_cli("sweep", "--method", "sgd", "--model", "fc", "--dataset", "mnist", "--seeds", "0",
-                     "--store", str(tmp_path / "s"), "--data-dir", str(tmp_path / "empty"), "--quiet",
-                     env={"SEEDBENCH_DATA": ""})
+    result = run_cli(
+        "sweep",
+        "--method",
+        "sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "mnist",
+        "--seeds",
+        "0",
+        "--store",
+        str(tmp_path / "s"),
+        "--data-dir",
+        str(tmp_path / "empty"),
+        "--quiet",
+        env={"SEEDBENCH_DATA": ""},
+    )
     _assert_one_line_error(result, "mnist")
     assert not (tmp_path / "s").exists()
 
@@ -135,8 +174,24 @@ def test_version_flag_prints_the_program_version():
 
 
 def test_preset_is_the_documented_name_and_version_still_works(tmp_path):
-    base = ["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--store", str(tmp_path / "s"),
-            "--set", "limit_train=32", "--set", "val_size=16", "--quiet"]
+    base = [
+        "sweep",
+        "--method",
+        "sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0",
+        "--store",
+        str(tmp_path / "s"),
+        "--set",
+        "limit_train=32",
+        "--set",
+        "val_size=16",
+        "--quiet",
+    ]
     first = run_cli(*base, "--preset", "quick")
     assert first.returncode == 0, first.stderr
     second = run_cli(*base, "--version", "~quick")
@@ -147,8 +202,28 @@ def test_preset_is_the_documented_name_and_version_still_works(tmp_path):
 @pytest.mark.skipif(not FMNIST_DEBIAN.is_dir(), reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
 def test_end_to_end_on_real_fashion_mnist(tmp_path):
     store = tmp_path / "store"
-    result = run_cli("sweep", "--method", "sgd", "--model", "fc", "--dataset", "fmnist", "--seeds", "0", "--store", str(store),
-                     "--version", "~table1", "--epochs", "1", "--set", "limit_train=10000", "--set", "augment=false", "--quiet")
+    result = run_cli(
+        "sweep",
+        "--method",
+        "sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "fmnist",
+        "--seeds",
+        "0",
+        "--store",
+        str(store),
+        "--version",
+        "~table1",
+        "--epochs",
+        "1",
+        "--set",
+        "limit_train=10000",
+        "--set",
+        "augment=false",
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     record = json.loads(next(store.rglob("run.json")).read_text())
     assert record["lr"] == 0.25  # the published FC-FMNIST rate, from SGD's table1

@@ -6,7 +6,6 @@ naming the file, the fault and the fix; a CIFAR pickle must never get to run cod
 
 from __future__ import annotations
 
-import gzip
 import os
 import pickle
 import struct
@@ -100,8 +99,9 @@ def test_check_and_import_never_load_torch(mnist_gz_dir: Path, cifar_dir: Path) 
         " check_dataset('digits').n_test)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert result.returncode == 0, result.stderr
     n_digits = 1797
     assert result.stdout.split() == [str(N_TRAIN - 5), "40", str(n_digits // 5)]
@@ -118,8 +118,18 @@ def test_results_are_cached_until_a_file_changes(tmp_path: Path, clean_registry:
         calls.append(location)
         return RawSplits(images, labels, images[:4], labels[:4], {"train_labels": str(location)})
 
-    register_dataset(DatasetSpec(name="tiny", classes=3, shape=(1, 4, 4), load=load, locate=lambda d: marker,
-                                 val_size=2, augmentation=None, how_to_get="it is made by the test"))
+    register_dataset(
+        DatasetSpec(
+            name="tiny",
+            classes=3,
+            shape=(1, 4, 4),
+            load=load,
+            locate=lambda d: marker,
+            val_size=2,
+            augmentation=None,
+            how_to_get="it is made by the test",
+        )
+    )
     assert check_dataset("tiny").n_train == 10 and check_dataset("tiny", val_size=4).n_train == 8
     assert len(calls) == 1  # one read serves every val_size/limit_train
     marker.write_bytes(b"v2, longer")  # size and mtime change: read again
@@ -305,10 +315,26 @@ def test_malicious_pickle_is_refused_and_never_runs(cifar_dir: Path, tmp_path: P
 
 def test_the_unpickler_allows_only_numpy_arrays_and_plain_types() -> None:
     modules = {module for module, _ in ALLOWED_GLOBALS}
-    assert modules <= {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric",
-                       "_codecs", "builtins", "__builtin__"}
+    assert modules <= {
+        "numpy",
+        "numpy.core.multiarray",
+        "numpy._core.multiarray",
+        "numpy.core.numeric",
+        "numpy._core.numeric",
+        "_codecs",
+        "builtins",
+        "__builtin__",
+    }
     assert not {name for module, name in ALLOWED_GLOBALS if module in ("builtins", "__builtin__")} & {
-        "eval", "exec", "open", "getattr", "__import__", "compile", "globals", "setattr"}
+        "eval",
+        "exec",
+        "open",
+        "getattr",
+        "__import__",
+        "compile",
+        "globals",
+        "setattr",
+    }
 
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
@@ -317,8 +343,12 @@ def test_genuine_batches_still_load(tmp_path: Path, protocol: int, as_array: boo
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (6, 3072)).astype(np.uint8)
     labels = rng.integers(0, 10, 6)
-    batch = {b"batch_label": b"training batch 1 of 5", b"labels": labels if as_array else [int(v) for v in labels],
-             b"data": images, b"filenames": [b"a.png"] * 6}
+    batch = {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": labels if as_array else [int(v) for v in labels],
+        b"data": images,
+        b"filenames": [b"a.png"] * 6,
+    }
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps(batch, protocol=protocol))
     x, y = read_batch(path, classes=10)
@@ -369,8 +399,18 @@ def test_augmentation_comes_from_the_spec(tmp_path: Path, clean_registry: None) 
     labels = np.arange(8) % 2
 
     def spec(name: str, augmentation: object) -> DatasetSpec:
-        return register_dataset(DatasetSpec(name=name, classes=2, shape=(3, 8, 8), load=lambda loc: RawSplits(images, labels, images, labels),
-                                            locate=lambda d: tmp_path, val_size=2, augmentation=augmentation, how_to_get="-"))
+        return register_dataset(
+            DatasetSpec(
+                name=name,
+                classes=2,
+                shape=(3, 8, 8),
+                load=lambda loc: RawSplits(images, labels, images, labels),
+                locate=lambda d: tmp_path,
+                val_size=2,
+                augmentation=augmentation,
+                how_to_get="-",
+            )
+        )
 
     spec("plain", None)
     with pytest.raises(ConfigError, match="declares no augmentation; set augment=false"):
@@ -391,8 +431,9 @@ def test_augmentation_comes_from_the_spec(tmp_path: Path, clean_registry: None) 
 
 def test_register_refuses_a_second_spec_under_a_taken_name(tmp_path: Path, clean_registry: None) -> None:
     mnist = get_dataset_spec("mnist")
-    other = DatasetSpec(name="mnist", classes=5, shape=(1, 28, 28), load=mnist.load, locate=mnist.locate, val_size=10,
-                        augmentation=None, how_to_get="-")
+    other = DatasetSpec(
+        name="mnist", classes=5, shape=(1, 28, 28), load=mnist.load, locate=mnist.locate, val_size=10, augmentation=None, how_to_get="-"
+    )
     with pytest.raises(ConfigError, match="registered twice"):
         register_dataset(other)
     assert get_dataset_spec("mnist") is mnist
@@ -400,11 +441,14 @@ def test_register_refuses_a_second_spec_under_a_taken_name(tmp_path: Path, clean
     assert get_dataset_spec("mnist").classes == 5
 
 
-@pytest.mark.parametrize("field,value,fragment", [("shape", (28, 28), "shape="), ("classes", 1, "classes="),
-                                                  ("augmentation", "imagenet", "augmentation="), ("val_size", -1, "val_size=")])
+@pytest.mark.parametrize(
+    "field,value,fragment",
+    [("shape", (28, 28), "shape="), ("classes", 1, "classes="), ("augmentation", "imagenet", "augmentation="), ("val_size", -1, "val_size=")],
+)
 def test_spec_fields_are_validated(field: str, value: object, fragment: str) -> None:
-    fields = dict(name="bad", classes=10, shape=(1, 28, 28), load=lambda loc: None, locate=lambda d: None, val_size=0,
-                  augmentation=None, how_to_get="-")
+    fields = dict(
+        name="bad", classes=10, shape=(1, 28, 28), load=lambda loc: None, locate=lambda d: None, val_size=0, augmentation=None, how_to_get="-"
+    )
     fields[field] = value
     with pytest.raises(ConfigError, match=fragment):
         DatasetSpec(**fields)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from seedbench.sweep.runners.dispatch import CACHED_MARKER, WORKER_FILE
-from seedbench.sweep.status import sweep_status
 from seedbench.errors import ConfigError
 from seedbench.sweep.grid import SweepSpec
+from seedbench.sweep.runners.dispatch import CACHED_MARKER, WORKER_FILE
+from seedbench.sweep.status import sweep_status
 from tests.conftest import ROOT, make_idx_dataset
 from tests.ray_fixtures import ray_cluster  # noqa: F401 - the session fixture
 
@@ -35,8 +35,15 @@ SLOW = {"epochs": 4, "limit_train": 1024, "val_size": 64}
 
 
 def spec(store: Path, seeds, models=("fc",), dataset="digits", versions=(), **overrides) -> SweepSpec:
-    return SweepSpec(methods=["sgd"], models=list(models), datasets=[dataset], seeds=list(seeds), versions=list(versions),
-                     overrides={**TINY, **overrides}, store=str(store))
+    return SweepSpec(
+        methods=["sgd"],
+        models=list(models),
+        datasets=[dataset],
+        seeds=list(seeds),
+        presets=list(versions),
+        overrides={**TINY, **overrides},
+        store=str(store),
+    )
 
 
 def sweep(spec_, **kwargs):
@@ -74,7 +81,10 @@ def assert_one_finished_record_per_cell(store: Path, n: int, epochs: int | None 
     runs = records(store)
     assert len(runs) == n, sorted(runs)
     assert {r["status"] for r in runs.values()} == {"finished"}, {str(k): r["status"] for k, r in runs.items()}
-    keys = [(r["config"]["model"], r["config"]["dataset"], r["config"]["seed"], json.dumps(r["config"].get("resources"), sort_keys=True)) for r in runs.values()]
+    keys = [
+        (r["config"]["model"], r["config"]["dataset"], r["config"]["seed"], json.dumps(r["config"].get("resources"), sort_keys=True))
+        for r in runs.values()
+    ]
     assert len(set(keys)) == n  # one record per cell, no duplicate cells
     assert index_counts(store)["Interface"] == n
     for folder, record in runs.items():
@@ -96,7 +106,9 @@ def project_indexes() -> dict[Path, float]:
 
 def cli(*args: str, timeout: int = 240) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "seedbench.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "seedbench.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.02):
@@ -133,7 +145,9 @@ def test_ray_sweep_trains_on_cpu_then_reuses_and_reports_status(ray_cluster, tmp
     table = [line for line in capsys.readouterr().out.splitlines() if "sgd x fc x digits" in line]
     # grid, then cells, finished, running, failed, diverged, pending
     assert sorted((re.search(r"sgd x fc x digits x \d seeds", line).group(0), line.split()[-6:]) for line in table) == [
-        ("sgd x fc x digits x 3 seeds", ["3", "3", "0", "0", "0", "0"]), ("sgd x fc x digits x 4 seeds", ["4", "4", "0", "0", "0", "0"])]
+        ("sgd x fc x digits x 3 seeds", ["3", "3", "0", "0", "0", "0"]),
+        ("sgd x fc x digits x 4 seeds", ["4", "4", "0", "0", "0", "0"]),
+    ]
 
 
 def test_unsatisfiable_resources_are_refused_up_front(ray_cluster, tmp_path, capsys):
@@ -142,8 +156,27 @@ def test_unsatisfiable_resources_are_refused_up_front(ray_cluster, tmp_path, cap
     with pytest.raises(ConfigError, match=r'requests \{"num_cpus": 1, "TPU": 1\}, which no node'):
         sweep(spec(tmp_path / "store", [0]), resources='{"TPU": 1}')
     assert not records(tmp_path / "store")
-    code = main(["sweep", "--engine", "ray", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0",
-                 "--store", str(tmp_path / "store"), "--resources", '{"num_cpus": 64}', "--quiet", *TINY_ARGS])
+    code = main(
+        [
+            "sweep",
+            "--engine",
+            "ray",
+            "--method",
+            "sgd",
+            "--model",
+            "fc",
+            "--dataset",
+            "digits",
+            "--seeds",
+            "0",
+            "--store",
+            str(tmp_path / "store"),
+            "--resources",
+            '{"num_cpus": 64}',
+            "--quiet",
+            *TINY_ARGS,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no node of the Ray cluster" in err
 
@@ -173,19 +206,63 @@ def test_worker_sigkilled_mid_cell_is_retried_without_duplicates(ray_cluster, tm
     assert index_counts(store)["Execution"] == 2  # and minted no second one
 
 
+FRAGILE = """
+from pathlib import Path
+
+import torch
+
+from seedbench import Method, TrialConfig, register_method
+
+
+class Config(TrialConfig):
+    fail_marker: str = ""
+
+
+def optimizer(params, lr, cfg, seed):
+    if cfg.model == "fc" and cfg.fail_marker and Path(cfg.fail_marker).exists():
+        raise RuntimeError("fragile: the marker file is there")
+    return torch.optim.SGD(params, lr=lr)
+
+
+register_method(Method(name="fragile", config=Config, optimizer=optimizer, learning_rates={"default": {"*": 0.05}}))
+"""
+
+
 def test_cell_that_raises_is_recorded_and_retried_on_request(ray_cluster, tmp_path, capsys):
     from seedbench.cli.main import main
 
-    store, data = tmp_path / "store", tmp_path / "data"
-    args = ["sweep", "--engine", "ray", "--method", "sgd", "--model", "fc", "--dataset", "mnist,digits", "--seeds", "0",
-            "--store", str(store), "--data-dir", str(data), "--quiet", *TINY_ARGS]
-    assert main(args) == 1  # mnist is missing: that cell fails, digits still trains
-    out = capsys.readouterr().out
-    assert "failed 1" in out and "trained 1" in out and "failed sgd fc-mnist seed=0" in out
+    store, plugin, marker = tmp_path / "store", tmp_path / "fragile.py", tmp_path / "marker"
+    plugin.write_text(FRAGILE)
+    marker.write_text("fail")
+    args = [
+        "sweep",
+        "--engine",
+        "ray",
+        "--plugin",
+        str(plugin),
+        "--method",
+        "fragile",
+        "--model",
+        "fc,cnn",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0",
+        "--store",
+        str(store),
+        "--set",
+        f"fail_marker={marker}",
+        "--quiet",
+        *TINY_ARGS,
+    ]
+    assert main(args) == 1  # the fc cell raises while it runs; the cnn cell still trains
+    out = capsys.readouterr()
+    assert "failed 1" in out.out and "trained 1" in out.out and "failed fragile fc-digits seed=0" in out.err
+    assert "Traceback" not in out.out + out.err
     failed = [f for f, r in records(store).items() if r["status"] == "failed"]
-    assert len(failed) == 1 and "Traceback" in (failed[0] / "traceback.txt").read_text()
+    assert len(failed) == 1 and "fragile: the marker file is there" in (failed[0] / "traceback.txt").read_text()
     assert main(args) == 1 and "--retry-failed" in capsys.readouterr().out  # skipped unless asked
-    make_idx_dataset(data / "mnist", n_train=96, n_test=32)
+    marker.unlink()
     assert main([*args, "--retry-failed"]) == 0
     assert "trained 1" in capsys.readouterr().out
     assert_one_finished_record_per_cell(store, 2)
@@ -194,12 +271,33 @@ def test_cell_that_raises_is_recorded_and_retried_on_request(ray_cluster, tmp_pa
 
 def test_driver_killed_mid_sweep_resumes(ray_cluster, tmp_path):
     store = tmp_path / "store"
-    args = ["sweep", "--ray-address", ray_cluster.address, "--method", "sgd", "--model", "cnn", "--dataset", "digits",
-            "--seeds", "0-3", "--store", str(store), "--quiet", "--epochs", "2", "--set", "limit_train=256", "--set", "val_size=32"]
+    args = [
+        "sweep",
+        "--ray-address",
+        ray_cluster.address,
+        "--method",
+        "sgd",
+        "--model",
+        "cnn",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0-3",
+        "--store",
+        str(store),
+        "--quiet",
+        "--epochs",
+        "2",
+        "--set",
+        "limit_train=256",
+        "--set",
+        "val_size=32",
+    ]
     first = cli(*args)
     wait_for(lambda: any(r["status"] == "finished" for r in records(store).values()) or first.poll() is not None, timeout=120)
     first.send_signal(signal.SIGKILL)
     first.wait()
+
     # Ray ends the dead driver's workers; wait until no cell is held and the counts hold for half a second
     def settled():
         before = sweep_status(store)
@@ -222,8 +320,21 @@ def test_driver_killed_mid_sweep_resumes(ray_cluster, tmp_path):
 
 def test_concurrent_overlapping_sweeps_train_each_cell_once(ray_cluster, tmp_path):
     store = tmp_path / "store"
-    common = ["sweep", "--ray-address", ray_cluster.address, "--method", "sgd", "--model", "fc", "--dataset", "digits",
-              "--store", str(store), "--quiet", *TINY_ARGS]
+    common = [
+        "sweep",
+        "--ray-address",
+        ray_cluster.address,
+        "--method",
+        "sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--store",
+        str(store),
+        "--quiet",
+        *TINY_ARGS,
+    ]
     a, b = cli(*common, "--seeds", "0-3"), cli(*common, "--seeds", "2-5")
     (out_a, err_a), (out_b, err_b) = a.communicate(timeout=240), b.communicate(timeout=240)
     assert a.returncode == 0 and b.returncode == 0, err_a + err_b
@@ -257,7 +368,9 @@ def test_multi_node_ipu_cells_stay_on_their_node_and_node_loss_loses_nothing(ray
     plain, ipu = spec(store, range(5), models=("cnn",), **SLOW), spec(store, [0, 1], versions=["~ipu"])  # the preset asks for {"IPU": 1}
     tpu = spec(tmp_path / "tpu", [0, 1, 2], models=("cnn",), resources={"TPU": 1}, **SLOW)
     results: dict[str, object] = {}
-    threads = {k: threading.Thread(target=lambda k=k, s=s: results.setdefault(k, sweep(s))) for k, s in (("plain", plain), ("ipu", ipu), ("tpu", tpu))}
+    threads = {
+        k: threading.Thread(target=lambda k=k, s=s: results.setdefault(k, sweep(s))) for k, s in (("plain", plain), ("ipu", ipu), ("tpu", tpu))
+    }
     threads["plain"].start()
     threads["ipu"].start()
     seen: dict[Path, set] = {}
@@ -265,8 +378,11 @@ def test_multi_node_ipu_cells_stay_on_their_node_and_node_loss_loses_nothing(ray
     def observe():
         for folder, info in worker_infos(store).items():
             seen.setdefault(folder, set()).add(info["node_id"])
-        return any(other_id in nodes and json.loads((f / "run.json").read_text() or "{}").get("status") == "running"
-                   for f, nodes in seen.items() if (f / "run.json").exists())
+        return any(
+            other_id in nodes and json.loads((f / "run.json").read_text() or "{}").get("status") == "running"
+            for f, nodes in seen.items()
+            if (f / "run.json").exists()
+        )
 
     wait_for(observe, timeout=120)
     threads["tpu"].start()  # queued behind the plain cell that holds the node's only CPU
@@ -276,7 +392,7 @@ def test_multi_node_ipu_cells_stay_on_their_node_and_node_loss_loses_nothing(ray
         t.join(timeout=180)
     assert results["plain"].failed == [] and results["ipu"].failed == []
     runs = assert_one_finished_record_per_cell(store, 7)
-    ipu_cells = [f for f, r in runs.items() if (r["config"].get("resources") or {}).get("IPU")]
+    ipu_cells = [f for f, r in runs.items() if ((r.get("placement") or {}).get("resources") or {}).get("IPU")]  # placement, not config
     assert len(ipu_cells) == 2
     for folder in ipu_cells:
         assert worker_infos(store)[folder]["node_id"] == head_id and other_id not in seen.get(folder, set())
@@ -308,9 +424,19 @@ def test_progress_bar_counts_done_running_failed_pending_with_eta(ray_cluster, t
     monkeypatch.setattr(sweep_module._Progress, "update", recording)
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=200)
-    # three digits cells (train), one mnist cell (no data: fails), on the session's 2-CPU head node
-    grid = SweepSpec(methods=["sgd"], models=["cnn"], datasets=["digits", "mnist"], seeds=[0, 1, 2],
-                     overrides={**SLOW, "epochs": 2, "data_dir": str(tmp_path / "no-data")}, store=str(tmp_path / "store"))
+    # three cnn cells (train), three fc cells (raise while they run), on the session's 2-CPU head node
+    plugin, marker = tmp_path / "fragile.py", tmp_path / "marker"
+    plugin.write_text(FRAGILE)
+    marker.write_text("fail")
+    grid = SweepSpec(
+        methods=["fragile"],
+        models=["cnn", "fc"],
+        datasets=["digits"],
+        seeds=[0, 1, 2],
+        overrides={**SLOW, "epochs": 2, "fail_marker": str(marker)},
+        store=str(tmp_path / "store"),
+        plugins=[str(plugin)],
+    )
     summary = sweep_module.run_sweep(grid, console=console, engine="ray")
     assert (summary.trained, len(summary.failed)) == (3, 3)
     for fields in shown:

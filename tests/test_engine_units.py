@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from seedbench.errors import ConfigError
+from seedbench.sweep.grid import SweepSpec
 from seedbench.sweep.runners.locking import cell_is_locked, try_cell_lock
 from seedbench.sweep.runners.resources import Request, check_feasible, parse_resources, request_for
 from seedbench.sweep.status import cell_state, sweep_id, sweep_status, write_sweep
-from seedbench.errors import ConfigError
-from seedbench.sweep.grid import SweepSpec
 
 
 def test_parse_resources_accepts_ray_and_custom_names():
@@ -36,8 +36,10 @@ def test_request_from_config_then_override():
 
 
 def test_unsatisfiable_request_is_refused_in_one_line():
-    nodes = [{"Alive": True, "NodeManagerAddress": "10.0.0.1", "Resources": {"CPU": 2.0, "memory": 1e9, "node:10.0.0.1": 1.0}},
-             {"Alive": False, "NodeManagerAddress": "10.0.0.2", "Resources": {"CPU": 8.0, "IPU": 1.0}}]
+    nodes = [
+        {"Alive": True, "NodeManagerAddress": "10.0.0.1", "Resources": {"CPU": 2.0, "memory": 1e9, "node:10.0.0.1": 1.0}},
+        {"Alive": False, "NodeManagerAddress": "10.0.0.2", "Resources": {"CPU": 8.0, "IPU": 1.0}},
+    ]
     check_feasible({Request(2.0): ["a"]}, nodes)
     with pytest.raises(ConfigError) as info:
         check_feasible({Request(1.0, 0.0, (("IPU", 1.0),)): ["sgd fc-digits seed=0", "sgd fc-digits seed=1"]}, nodes)

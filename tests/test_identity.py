@@ -40,8 +40,24 @@ def test_an_alias_is_the_same_training_as_its_method(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     alias = run_cli("sweep", "--method", "pa_rewiring", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--store", store, *FAST)
     assert alias.returncode == 0, alias.stderr
-    same = run_cli("sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--store", store,
-                   "--set", "init=orthogonal", "--set", "rewire=true", *FAST)
+    same = run_cli(
+        "sweep",
+        "--method",
+        "sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0",
+        "--store",
+        store,
+        "--set",
+        "init=orthogonal",
+        "--set",
+        "rewire=true",
+        *FAST,
+    )
     assert same.returncode == 0, same.stderr
     assert "reused 1" in same.stdout
     (record,) = [json.loads(p.read_text()) for p in Path(store).rglob("run.json")]

@@ -12,8 +12,15 @@ from seedbench.init import INITIALIZERS, default_bias_, get_initializer, resolve
 from seedbench.init.baselines import RANDOM_STD
 
 EXPECTED_NAMES = {
-    "zeros", "normal", "uniform", "kaiming_normal", "kaiming_uniform",
-    "xavier_normal", "xavier_uniform", "orthogonal", "default",
+    "zeros",
+    "normal",
+    "uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "orthogonal",
+    "default",
 }
 
 

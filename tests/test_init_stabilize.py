@@ -35,9 +35,7 @@ def test_lowers_the_score_versus_single_draws_on_average(name: str) -> None:
     # have norm exactly sqrt(n)), so best-of-K has little room there
     init = get_initializer(name)
     single = [float(strength_score(init(torch.empty(32, 16), s))) for s in range(8)]
-    stabilized = [
-        float(strength_score(stabilize_strength_(torch.empty(32, 16), name, tries=20, generator=s))) for s in range(8)
-    ]
+    stabilized = [float(strength_score(stabilize_strength_(torch.empty(32, 16), name, tries=20, generator=s))) for s in range(8)]
     assert sum(stabilized) < 0.8 * sum(single)
 
 

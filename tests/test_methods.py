@@ -11,7 +11,9 @@ from tests.conftest import run_cli
 
 TINY = dict(dataset="digits", limit_train=96, val_size=48, epochs=1, batch_size=16, lr=0.05)
 EXTRA = {
-    "rbd": dict(dims=8), "fpd": dict(dims=8), "nes": dict(dims=4),
+    "rbd": dict(dims=8),
+    "fpd": dict(dims=8),
+    "nes": dict(dims=4),
     "stabilized_strength": dict(stabilize_tries=3),
     "sup_walsh": dict(image_size=32, pretrain_epochs=1, pretrain_batch=48),
 }
@@ -46,8 +48,26 @@ def test_sup_walsh_arms_differ_only_before_main_training(tmp_path):
 
 def test_rbd_and_pa_cells_through_the_cli(tmp_path):
     store = tmp_path / "store"
-    result = run_cli("sweep", "--method", "rbd,pa_rewiring", "--model", "fc", "--dataset", "digits", "--seeds", "0",
-                     "--store", str(store), "--epochs", "1", "--set", "limit_train=64", "--set", "val_size=32", "--quiet")
+    result = run_cli(
+        "sweep",
+        "--method",
+        "rbd,pa_rewiring",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0",
+        "--store",
+        str(store),
+        "--epochs",
+        "1",
+        "--set",
+        "limit_train=64",
+        "--set",
+        "val_size=32",
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in Path(store).rglob("run.json"))}
     assert records["rbd"]["lr"] == 1.0  # the method's own default for fc-digits

@@ -20,8 +20,7 @@ def test_the_study_budget_is_625_updates_not_700() -> None:
     # 100 epochs of the 50,000 FMNIST training images, population 250, batch 32: 5,000,000 / 8,000
     assert gradient_free_updates(100, 50_000, 250 * 32) == 625
     assert 100 * math.ceil(50_000 / (250 * 32)) == 700  # what whole updates per epoch would have cost
-    per_epoch = [gradient_free_updates(e, 50_000, 8_000) - gradient_free_updates(e - 1, 50_000, 8_000)
-                 for e in range(1, 101)]
+    per_epoch = [gradient_free_updates(e, 50_000, 8_000) - gradient_free_updates(e - 1, 50_000, 8_000) for e in range(1, 101)]
     assert sum(per_epoch) == 625 and set(per_epoch) == {6, 7}  # 6.25 a epoch: a 7 every 4th epoch
     assert per_epoch[:4] == [6, 6, 6, 7]
 
@@ -57,9 +56,17 @@ def _data(n_train: int) -> Dataset:
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(n_train + 40, 1, 4, 4, generator=gen)
     y = torch.randint(0, 3, (n_train + 40,), generator=gen)
-    return Dataset(name="synthetic", x_train=x[:n_train], y_train=y[:n_train], x_val=x[n_train:n_train + 20],
-                   y_val=y[n_train:n_train + 20], x_test=x[n_train + 20:], y_test=y[n_train + 20:],
-                   num_classes=3, source="test")
+    return Dataset(
+        name="synthetic",
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_val=x[n_train : n_train + 20],
+        y_val=y[n_train : n_train + 20],
+        x_test=x[n_train + 20 :],
+        y_test=y[n_train + 20 :],
+        num_classes=3,
+        source="test",
+    )
 
 
 def _run(n_train: int, epochs: int, dims: int, batch: int, tmp_path: Path) -> tuple[CountingNES, dict, list[dict]]:
@@ -67,8 +74,7 @@ def _run(n_train: int, epochs: int, dims: int, batch: int, tmp_path: Path) -> tu
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     opt = CountingNES(model.parameters(), lr=0.01, dims=dims, seed=0)
     path = tmp_path / "epochs.jsonl"
-    settings = TrainSettings(epochs=epochs, batch_size=batch, data_seed=1, augment_seed=2,
-                             divergence=DivergenceRules(mode="none"), metrics_path=path)
+    settings = TrainSettings(epochs=epochs, batch_size=batch, data_seed=1, augment_seed=2, divergence=DivergenceRules(mode="none"), metrics_path=path)
     result = train(model, opt, _data(n_train), settings)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     return opt, result, rows

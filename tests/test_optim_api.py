@@ -88,8 +88,7 @@ def test_per_group_learning_rates_scale_the_update_of_their_group() -> None:
     def run(lr_second: float) -> torch.Tensor:
         model = _model()
         before = _flat(model)
-        opt = RBD([{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": lr_second}],
-                  lr=0.5, dims=10, seed=1)
+        opt = RBD([{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": lr_second}], lr=0.5, dims=10, seed=1)
         _step(model, opt)
         return _flat(model) - before
 

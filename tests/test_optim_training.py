@@ -37,8 +37,7 @@ def _batches(n: int, size: int) -> Callable[[], torch.Tensor]:
     [
         pytest.param(lambda ps: RBD(ps, lr=2.0, dims=20, seed=0), id="rbd-gaussian"),
         pytest.param(lambda ps: RBD(ps, lr=2.0, dims=20, bases="hadamard", seed=0), id="rbd-hadamard"),
-        pytest.param(lambda ps: RBD(ps, lr=0.2, dims=20, normalization="unbiased", compartments="layer", seed=0),
-                     id="rbd-layer-unbiased"),
+        pytest.param(lambda ps: RBD(ps, lr=0.2, dims=20, normalization="unbiased", compartments="layer", seed=0), id="rbd-layer-unbiased"),
         pytest.param(lambda ps: FPD(ps, lr=2.0, dims=40, seed=0), id="fpd"),
     ],
 )

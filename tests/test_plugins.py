@@ -31,8 +31,24 @@ def _rows(store: Path, plugin: Path) -> list[dict]:
 
 def test_signsgd_plugin_runs_on_the_local_engine_and_reports(tmp_path: Path, plugin_copy: Path) -> None:
     store = tmp_path / "store"
-    result = run_cli("sweep", "--plugin", str(plugin_copy), "--method", "signsgd,sgd", "--model", "fc", "--dataset", "digits",
-                     "--seeds", "0-1", "--store", str(store), "--quiet", *FAST, cwd=plugin_copy.parent)
+    result = run_cli(
+        "sweep",
+        "--plugin",
+        str(plugin_copy),
+        "--method",
+        "signsgd,sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0-1",
+        "--store",
+        str(store),
+        "--quiet",
+        *FAST,
+        cwd=plugin_copy.parent,
+    )
     assert result.returncode == 0, result.stderr
     assert "4 cells: trained 4" in result.stdout
     records = [json.loads(p.read_text()) for p in store.rglob("run.json")]
@@ -49,8 +65,26 @@ def test_signsgd_plugin_runs_on_the_local_engine_and_reports(tmp_path: Path, plu
 
 def test_signsgd_plugin_runs_on_the_ray_engine(tmp_path: Path, plugin_copy: Path, ray_cluster) -> None:  # noqa: F811
     store = tmp_path / "store"
-    result = run_cli("sweep", "--plugin", str(plugin_copy), "--method", "signsgd", "--model", "fc", "--dataset", "digits",
-                     "--seeds", "0-1", "--store", str(store), "--quiet", "--ray-address", ray_cluster.address, *FAST, cwd=plugin_copy.parent)
+    result = run_cli(
+        "sweep",
+        "--plugin",
+        str(plugin_copy),
+        "--method",
+        "signsgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0-1",
+        "--store",
+        str(store),
+        "--quiet",
+        "--ray-address",
+        ray_cluster.address,
+        *FAST,
+        cwd=plugin_copy.parent,
+    )
     assert result.returncode == 0, result.stderr
     assert "2 cells: trained 2" in result.stdout and "ray engine" in result.stdout
     records = [json.loads(p.read_text()) for p in store.rglob("run.json")]
@@ -61,8 +95,10 @@ def test_signsgd_plugin_runs_on_the_ray_engine(tmp_path: Path, plugin_copy: Path
 
 def test_a_plugin_in_a_sweep_file_is_found_relative_to_the_file(tmp_path: Path, plugin_copy: Path) -> None:
     spec = plugin_copy.parent / "sweep.yaml"
-    spec.write_text("plugins: [signsgd.py]\nmethods: [signsgd]\nmodels: [fc]\ndatasets: [digits]\nseeds: 0\n"
-                    "overrides: {epochs: 1, limit_train: 64, val_size: 32}\n")
+    spec.write_text(
+        "plugins: [signsgd.py]\nmethods: [signsgd]\nmodels: [fc]\ndatasets: [digits]\nseeds: 0\n"
+        "overrides: {epochs: 1, limit_train: 64, val_size: 32}\n"
+    )
     result = run_cli("sweep", str(spec), "--store", str(tmp_path / "store"), "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1 cells: trained 1" in result.stdout
@@ -79,8 +115,21 @@ def test_a_plugin_in_a_sweep_file_is_found_relative_to_the_file(tmp_path: Path, 
 def test_a_broken_plugin_is_one_line(tmp_path: Path, source: str, fragment: str) -> None:
     plugin = tmp_path / "bad.py"
     plugin.write_text(source)
-    result = run_cli("sweep", "--plugin", str(plugin), "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0",
-                     "--store", str(tmp_path / "store"))
+    result = run_cli(
+        "sweep",
+        "--plugin",
+        str(plugin),
+        "--method",
+        "sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0",
+        "--store",
+        str(tmp_path / "store"),
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert fragment in result.stderr
@@ -116,8 +165,28 @@ def test_plugin_registers_a_model_a_dataset_and_an_initializer(tmp_path: Path) -
         "register_dataset(DatasetSpec(name='stripes', classes=3, shape=(1, 6, 6), load=load, val_size=40))\n"
     )
     store = tmp_path / "store"
-    result = run_cli("sweep", "--plugin", str(plugin), "--method", "sgd", "--model", "tiny", "--dataset", "stripes", "--seeds", "0",
-                     "--set", "init=halfnormal", "--epochs", "2", "--set", "lr=0.5", "--store", str(store), "--quiet")
+    result = run_cli(
+        "sweep",
+        "--plugin",
+        str(plugin),
+        "--method",
+        "sgd",
+        "--model",
+        "tiny",
+        "--dataset",
+        "stripes",
+        "--seeds",
+        "0",
+        "--set",
+        "init=halfnormal",
+        "--epochs",
+        "2",
+        "--set",
+        "lr=0.5",
+        "--store",
+        str(store),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     (record,) = [json.loads(p.read_text()) for p in store.rglob("run.json")]
     assert record["status"] == "finished" and record["init_applied"] == "halfnormal"

@@ -164,8 +164,24 @@ def test_where_is_one_expression(world: dict[str, Path]) -> None:
 
 
 def test_statement_check_alone_refuses_writes(world: dict[str, Path]) -> None:
-    for name in ("copy-to", "explain-analyze-copy", "export-database", "attach", "install", "load", "create-table", "drop-view",
-                 "insert", "update", "delete", "explain-analyze-delete", "pragma", "set-external-access", "stacked-copy", "checkpoint"):
+    for name in (
+        "copy-to",
+        "explain-analyze-copy",
+        "export-database",
+        "attach",
+        "install",
+        "load",
+        "create-table",
+        "drop-view",
+        "insert",
+        "update",
+        "delete",
+        "explain-analyze-delete",
+        "pragma",
+        "set-external-access",
+        "stacked-copy",
+        "checkpoint",
+    ):
         with pytest.raises(StoreError, match="only SELECT|exactly one"):
             check_statement(attempts(world)[name], {})
 
@@ -175,10 +191,30 @@ def test_duckdb_settings_alone_refuse_file_access(world: dict[str, Path]) -> Non
     before = snapshot(world)
     store = Store(world["store"], warn=None)
     con = store.con
-    blocked = ("copy-to", "copy-query-to-parquet", "explain-analyze-copy", "copy-overwrite-shard", "explain-analyze-overwrite-shard",
-               "explain-analyze-overwrite-run-json", "export-database", "attach", "install", "load", "load-path",
-               "create-persistent-secret", "pragma", "set-external-access", "set-profiling-output", "read-csv-passwd",
-               "read-text-outside", "read-blob-outside", "read-parquet-outside", "replacement-scan-path", "glob", "subquery-read-text")
+    blocked = (
+        "copy-to",
+        "copy-query-to-parquet",
+        "explain-analyze-copy",
+        "copy-overwrite-shard",
+        "explain-analyze-overwrite-shard",
+        "explain-analyze-overwrite-run-json",
+        "export-database",
+        "attach",
+        "install",
+        "load",
+        "load-path",
+        "create-persistent-secret",
+        "pragma",
+        "set-external-access",
+        "set-profiling-output",
+        "read-csv-passwd",
+        "read-text-outside",
+        "read-blob-outside",
+        "read-parquet-outside",
+        "replacement-scan-path",
+        "glob",
+        "subquery-read-text",
+    )
     for name in blocked:
         with pytest.raises(duckdb.Error):
             con.execute(attempts(world)[name]).fetchall()
@@ -201,8 +237,14 @@ def test_export_still_writes_where_asked(world: dict[str, Path], tmp_path: Path)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seedbench.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "seedbench.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def assert_refused(result: subprocess.CompletedProcess, what: str) -> None:

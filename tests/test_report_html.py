@@ -37,9 +37,22 @@ window.addEventListener('load', () => {
 def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     if not Path(CHROMIUM).exists():
         pytest.fail("headless Chromium is needed for this test: install the Debian package `chromium`")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp / 'chromium-profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
-           "--enable-logging=stderr", "--v=0", *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -60,8 +73,14 @@ class _Images(HTMLParser):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("html")
-    store = write_study_store(root / "store", methods={"sgd": 0.90, "rbd": 0.885, "nes": 0.88}, models=("fc", "cnn"),
-                              datasets=("digits", "mnist"), init_seeds=range(3), data_seeds=range(2))
+    store = write_study_store(
+        root / "store",
+        methods={"sgd": 0.90, "rbd": 0.885, "nes": 0.88},
+        models=("fc", "cnn"),
+        datasets=("digits", "mnist"),
+        init_seeds=range(3),
+        data_seeds=range(2),
+    )
     out = root / "study.html"
     assert run_command(["report", "--store", str(store), "--metric", "test_acc", "--html", str(out)]) == 0
     return store, out
@@ -115,8 +134,12 @@ def test_screenshot_is_not_blank_and_the_console_is_clean(report, tmp_path):
 
 @pytest.mark.parametrize(
     "name, message",
-    [("study.pdf", "use one of .htm, .html"), ("missing/study.html", "does not exist"), ("afile/study.html", "is a file, not a folder"),
-     ("adir.html", "is a folder, not a file")],
+    [
+        ("study.pdf", "use one of .htm, .html"),
+        ("missing/study.html", "does not exist"),
+        ("afile/study.html", "is a file, not a folder"),
+        ("adir.html", "is a folder, not a file"),
+    ],
 )
 def test_the_output_path_is_checked_before_the_store_is_read(tmp_path, name, message):
     (tmp_path / "afile").write_text("x")
@@ -129,8 +152,9 @@ def test_the_output_path_is_checked_before_the_store_is_read(tmp_path, name, mes
 
 
 def test_designs_without_decomposition_or_rank_test_say_why(tmp_path):
-    store = write_study_store(tmp_path / "store", methods={"sgd": 0.9, "rbd": 0.89}, init_seeds=range(3), data_seeds=range(2),
-                              skip=[("sgd", 0, 1)], argv=None)
+    store = write_study_store(
+        tmp_path / "store", methods={"sgd": 0.9, "rbd": 0.89}, init_seeds=range(3), data_seeds=range(2), skip=[("sgd", 0, 1)], argv=None
+    )
     runs = Store(store).query("SELECT * FROM runs")
     page = build_report(runs, "test_acc", "method", ["model", "dataset"], store_dir=store, n_resamples=200)
     assert "No variance decomposition: the design is not crossed" in page

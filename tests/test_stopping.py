@@ -43,12 +43,15 @@ def test_accuracy_rule_stops_on_huge_validation_loss_at_any_epoch() -> None:
 
 
 @pytest.mark.parametrize("mode", ["accuracy", "nan"])
-@pytest.mark.parametrize(("train_loss", "val_loss", "what"), [
-    (NAN, 2.0, "non-finite training loss"),
-    (INF, 2.0, "non-finite training loss"),
-    (2.0, NAN, "non-finite validation loss"),
-    (2.0, INF, "non-finite validation loss"),
-])
+@pytest.mark.parametrize(
+    ("train_loss", "val_loss", "what"),
+    [
+        (NAN, 2.0, "non-finite training loss"),
+        (INF, 2.0, "non-finite training loss"),
+        (2.0, NAN, "non-finite validation loss"),
+        (2.0, INF, "non-finite validation loss"),
+    ],
+)
 def test_non_finite_losses_stop_under_accuracy_and_nan(mode: str, train_loss: float, val_loss: float, what: str) -> None:
     reason = DivergenceRules(mode=mode).check(1, train_loss, val_loss, 0.9)
     assert reason is not None and reason.startswith(f"stop rule '{mode}': {what}")
@@ -101,8 +104,17 @@ def _data(n: int = 64, poison: bool = False) -> Dataset:
     y = torch.randint(0, 3, (3 * n,), generator=gen)
     if poison:
         x[:n] = float("nan")  # every training batch carries NaN
-    return Dataset(name="synthetic", x_train=x[:n], y_train=y[:n], x_val=x[n : 2 * n], y_val=y[n : 2 * n],
-                   x_test=x[2 * n :], y_test=y[2 * n :], num_classes=3, source="test")
+    return Dataset(
+        name="synthetic",
+        x_train=x[:n],
+        y_train=y[:n],
+        x_val=x[n : 2 * n],
+        y_val=y[n : 2 * n],
+        x_test=x[2 * n :],
+        y_test=y[2 * n :],
+        num_classes=3,
+        source="test",
+    )
 
 
 def _model() -> nn.Module:
@@ -138,6 +150,5 @@ def test_train_stops_nes_on_nan_and_none_never_stops() -> None:
     assert nes["reason"].startswith("stop rule 'nan': non-finite training loss")
     assert math.isnan(float(nes["train_loss"]))
     model = _model()
-    off = train(model, torch.optim.SGD(model.parameters(), lr=0.01), _data(poison=True),
-                _settings(DivergenceRules(mode="none"), epochs=2))
+    off = train(model, torch.optim.SGD(model.parameters(), lr=0.01), _data(poison=True), _settings(DivergenceRules(mode="none"), epochs=2))
     assert off["status"] == "finished" and off["epochs_completed"] == 2 and off["reason"] is None

@@ -33,23 +33,54 @@ from tests.conftest import ROOT
 
 
 def epoch_row(epoch: int, acc: float = 0.5, **extra: Any) -> dict[str, Any]:
-    return {"epoch": epoch, "train_loss": 1.0 / epoch, "train_acc": acc, "val_loss": 1.1 / epoch, "val_acc": acc - 0.01,
-            "seconds": 0.5, "images_per_s": 1000.0, **extra}
+    return {
+        "epoch": epoch,
+        "train_loss": 1.0 / epoch,
+        "train_acc": acc,
+        "val_loss": 1.1 / epoch,
+        "val_acc": acc - 0.01,
+        "seconds": 0.5,
+        "images_per_s": 1000.0,
+        **extra,
+    }
 
 
-def make_record(run_id: str, model: str = "fc", seed: int = 0, status: str = "finished", acc: float = 0.5,
-                method: str = "sgd", extra_config: dict | None = None) -> dict[str, Any]:
+def make_record(
+    run_id: str, model: str = "fc", seed: int = 0, status: str = "finished", acc: float = 0.5, method: str = "sgd", extra_config: dict | None = None
+) -> dict[str, Any]:
     config = SGDConfig(model=model, dataset="digits", seed=seed, epochs=3).model_dump()
     config.setdefault("device", "auto")  # a config key the record also has at top level (kept as config_device)
     config.update(method=method, **(extra_config or {}))
-    record: dict[str, Any] = {"run_id": run_id, "method": method, "config": config, "lr": 0.05, "status": status,
-                              "host": "testhost", "python": "3.11.7", "torch": "2.13.0", "started_at": 1.7e9}
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "method": method,
+        "config": config,
+        "lr": 0.05,
+        "status": status,
+        "host": "testhost",
+        "python": "3.11.7",
+        "torch": "2.13.0",
+        "started_at": 1.7e9,
+    }
     if status == "running":
         return record
-    record.update({"reason": None, "epochs_completed": 3, "train_seconds": 1.5, "train_loss": 0.3, "train_acc": acc,
-                   "val_loss": 0.4, "val_acc": acc - 0.01, "images_per_s": 1000.0, "D": 101770, "device": "cpu",
-                   "seeds": {"init": 11 + seed, "data": 12 + seed, "augment": 13 + seed, "method": 14 + seed},
-                   "finished_at": 1.7e9 + 2, "seconds": 2.0})
+    record.update(
+        {
+            "reason": None,
+            "epochs_completed": 3,
+            "train_seconds": 1.5,
+            "train_loss": 0.3,
+            "train_acc": acc,
+            "val_loss": 0.4,
+            "val_acc": acc - 0.01,
+            "images_per_s": 1000.0,
+            "D": 101770,
+            "device": "cpu",
+            "seeds": {"init": 11 + seed, "data": 12 + seed, "augment": 13 + seed, "method": 14 + seed},
+            "finished_at": 1.7e9 + 2,
+            "seconds": 2.0,
+        }
+    )
     if status == "finished":
         record.update(test_loss=0.45, test_acc=acc + 0.01)
     elif status == "diverged":
@@ -78,8 +109,7 @@ def small_store(root: Path) -> Path:
     diverged = [epoch_row(1), {**epoch_row(2), "train_loss": "nan", "val_loss": "inf"}]
     write_run(root, "p/b/run2", make_record("r2", model="cnn", status="diverged"), diverged)
     write_run(root, "p/b/run3", make_record("r3", model="cnn", status="running"), [epoch_row(1)])
-    write_run(root, "p/c/run4", make_record("r4", method="rbd", extra_config={"num_bases": 250}),
-              [epoch_row(e, cosine=0.1 * e) for e in (1, 2, 3)])
+    write_run(root, "p/c/run4", make_record("r4", method="rbd", extra_config={"num_bases": 250}), [epoch_row(e, cosine=0.1 * e) for e in (1, 2, 3)])
     return root
 
 
@@ -144,10 +174,14 @@ def test_epochs_view_has_one_row_per_run_per_epoch(store_dir: Path) -> None:
     assert epochs[epochs["run_id"] == "r0"]["cosine"].isna().all()
     r2 = epochs[(epochs["run_id"] == "r2") & (epochs["epoch"] == 2)].iloc[0]
     assert math.isnan(r2["train_loss"]) and math.isinf(r2["val_loss"])
-    joined = store.query("SELECT r.method, e.epoch, count(*) AS n FROM epochs e JOIN runs r USING (run_id) "
-                         "WHERE r.status = 'finished' GROUP BY ALL ORDER BY ALL")
-    assert joined.to_dict("records")[:3] == [{"method": "rbd", "epoch": 1, "n": 1}, {"method": "rbd", "epoch": 2, "n": 1},
-                                             {"method": "rbd", "epoch": 3, "n": 1}]
+    joined = store.query(
+        "SELECT r.method, e.epoch, count(*) AS n FROM epochs e JOIN runs r USING (run_id) WHERE r.status = 'finished' GROUP BY ALL ORDER BY ALL"
+    )
+    assert joined.to_dict("records")[:3] == [
+        {"method": "rbd", "epoch": 1, "n": 1},
+        {"method": "rbd", "epoch": 2, "n": 1},
+        {"method": "rbd", "epoch": 3, "n": 1},
+    ]
 
 
 def test_empty_store_gives_empty_views_with_known_columns(tmp_path: Path) -> None:
@@ -291,8 +325,9 @@ def test_damaged_cache_files_are_rebuilt_from_the_folders(store_dir: Path) -> No
     pd.testing.assert_frame_equal(Store(store_dir).runs(), expected)
     shard, name = next(iter(cache_module.load_manifest(store_dir / CACHE_DIRNAME).epochs_files.items()))
     (store_dir / CACHE_DIRNAME / name).unlink()  # missing; and a change in the same shard forces reading it
-    rel = next(rel for rel in ("p/a/run0", "p/a/run1", "p/b/run2", "p/b/run3", "p/c/run4")
-               if cache_module.shard_of(rel, cache_module.SHARDS) == shard)
+    rel = next(
+        rel for rel in ("p/a/run0", "p/a/run1", "p/b/run2", "p/b/run3", "p/c/run4") if cache_module.shard_of(rel, cache_module.SHARDS) == shard
+    )
     with open(store_dir / rel / "epochs.jsonl", "a") as f:
         f.write(json.dumps(epoch_row(9)) + "\n")
     store = Store(store_dir)
@@ -351,8 +386,10 @@ def test_replaced_shards_stay_readable_for_open_stores(store_dir: Path, monkeypa
 def test_concurrent_openers_share_one_consistent_cache(store_dir: Path) -> None:
     code = "import sys; from seedbench.store import Store; s = Store(sys.argv[1]); print(len(s.runs()), len(s.epochs()))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(store_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env) for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(store_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert {out for out, _ in outputs} == {"5 12\n"}
@@ -488,17 +525,47 @@ def test_export_parquet_and_csv(store_dir: Path, tmp_path: Path) -> None:
 
 
 def store_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seedbench.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "seedbench.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 @pytest.fixture(scope="module")
 def swept_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("swept") / "store"
     result = subprocess.run(
-        [sys.executable, "-m", "seedbench.cli", "sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits",
-         "--seeds", "0-1", "--epochs", "2", "--set", "limit_train=64", "--set", "val_size=32", "--store", str(store), "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "seedbench.cli",
+            "sweep",
+            "--method",
+            "sgd",
+            "--model",
+            "fc",
+            "--dataset",
+            "digits",
+            "--seeds",
+            "0-1",
+            "--epochs",
+            "2",
+            "--set",
+            "limit_train=64",
+            "--set",
+            "val_size=32",
+            "--store",
+            str(store),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     return store

@@ -28,8 +28,12 @@ from tests.study_store import run_command, write_study_store
 
 def _frame(scores: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
     """{arm: {task: values}} as a run table with one `task` column."""
-    rows = [{"method": arm, "task": task, "seed": i, "status": "finished", "acc": v}
-            for arm, tasks in scores.items() for task, values in tasks.items() for i, v in enumerate(values)]
+    rows = [
+        {"method": arm, "task": task, "seed": i, "status": "finished", "acc": v}
+        for arm, tasks in scores.items()
+        for task, values in tasks.items()
+        for i, v in enumerate(values)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -127,13 +131,35 @@ def test_equivalence_table_corrects_across_rows():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    return write_study_store(tmp_path_factory.mktemp("aggregate") / "store", methods={"sgd": 0.90, "rbd": 0.885, "nes": 0.88},
-                             models=("fc", "cnn"), datasets=("digits", "mnist"), init_seeds=range(3), data_seeds=range(2))
+    return write_study_store(
+        tmp_path_factory.mktemp("aggregate") / "store",
+        methods={"sgd": 0.90, "rbd": 0.885, "nes": 0.88},
+        models=("fc", "cnn"),
+        datasets=("digits", "mnist"),
+        init_seeds=range(3),
+        data_seeds=range(2),
+    )
 
 
 def test_compare_equivalence_adds_tost_columns(store, capsys):
-    run_command(["compare", "--store", str(store), "--metric", "test_acc", "--by", "method", "--equivalence", "0.05",
-                 "--where", "model = 'fc' AND dataset = 'digits'", "--format", "json", "--unpaired"])
+    run_command(
+        [
+            "compare",
+            "--store",
+            str(store),
+            "--metric",
+            "test_acc",
+            "--by",
+            "method",
+            "--equivalence",
+            "0.05",
+            "--where",
+            "model = 'fc' AND dataset = 'digits'",
+            "--format",
+            "json",
+            "--unpaired",
+        ]
+    )
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3 and all(r["equivalent"] == (r["tost_p_adj"] < 0.05) for r in rows)
     assert all(r["diff_ci90_low"] > -0.05 and r["diff_ci90_high"] < 0.05 for r in rows if r["equivalent"])
@@ -149,7 +175,22 @@ def test_plot_profile_and_cd_write_images(store, tmp_path):
 
 def test_plot_cd_with_two_arms_is_a_one_line_error(store, tmp_path):
     with pytest.raises(ConfigError) as info:
-        run_command(["plot", "--store", str(store), "--metric", "test_acc", "--by", "method", "--kind", "cd",
-                     "--where", "method != 'nes'", "-o", str(tmp_path / "cd.png")])
+        run_command(
+            [
+                "plot",
+                "--store",
+                str(store),
+                "--metric",
+                "test_acc",
+                "--by",
+                "method",
+                "--kind",
+                "cd",
+                "--where",
+                "method != 'nes'",
+                "-o",
+                str(tmp_path / "cd.png"),
+            ]
+        )
     assert "\n" not in str(info.value) and ">= 3 arms" in str(info.value)
     assert not (tmp_path / "cd.png").exists()

@@ -86,14 +86,12 @@ def test_impossible_targets_are_config_errors():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    return write_study_store(tmp_path_factory.mktemp("power") / "store", methods={"sgd": 0.90, "rbd": 0.89},
-                             init_seeds=range(4), data_seeds=range(2))
+    return write_study_store(tmp_path_factory.mktemp("power") / "store", methods={"sgd": 0.90, "rbd": 0.89}, init_seeds=range(4), data_seeds=range(2))
 
 
 def test_power_cli_uses_the_pooled_sd_of_the_pilot(store, capsys):
     where = "init_seed < 3"
-    run_command(["power", "--store", str(store), "--metric", "test_acc", "--by", "method", "--where", where, "--effect", "0.004",
-                 "--format", "json"])
+    run_command(["power", "--store", str(store), "--metric", "test_acc", "--by", "method", "--where", where, "--effect", "0.004", "--format", "json"])
     [row] = json.loads(capsys.readouterr().out)
     runs = Store(store).query(f"SELECT method, test_acc FROM runs WHERE {where}")
     ss = sum(((g - g.mean()) ** 2).sum() for _, g in runs.groupby("method")["test_acc"])

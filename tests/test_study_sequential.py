@@ -94,8 +94,14 @@ def _normal_rounds(means: dict[str, float], sd: float, rng: np.random.Generator,
 
     def run_round(seeds: list[int]) -> pd.DataFrame:
         n = len(seeds)
-        frame = pd.DataFrame({"method": np.repeat(arms, n), "seed": np.tile(seeds, len(arms)),
-                              "acc": np.concatenate([rng.normal(means[a], sd, n) for a in arms]), "status": "finished"})
+        frame = pd.DataFrame(
+            {
+                "method": np.repeat(arms, n),
+                "seed": np.tile(seeds, len(arms)),
+                "acc": np.concatenate([rng.normal(means[a], sd, n) for a in arms]),
+                "status": "finished",
+            }
+        )
         if fail_every:
             frame.loc[frame["seed"] % fail_every == fail_every - 1, ["status", "acc"]] = ["failed", np.nan]
         return frame
@@ -108,8 +114,9 @@ def test_family_wise_type_one_error_under_h0_stays_at_alpha():
     rng = np.random.default_rng(2)
     n_sims, alpha = 400, 0.05
     false = sum(
-        run_until_decided(_normal_rounds({"a": 0.9, "b": 0.9, "c": 0.9}, 0.01, rng), ["a", "b", "c"], "acc", alpha, 20, 4,
-                          adjusted=False).pairs["rejected"].any()
+        run_until_decided(_normal_rounds({"a": 0.9, "b": 0.9, "c": 0.9}, 0.01, rng), ["a", "b", "c"], "acc", alpha, 20, 4, adjusted=False)
+        .pairs["rejected"]
+        .any()
         for _ in range(n_sims)
     )
     assert false / n_sims <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / n_sims)

@@ -126,8 +126,9 @@ def test_generalized_interval_for_the_change_of_init_component_covers_the_truth(
 
 
 def _runs(init_seeds=range(4), data_seeds=range(3), **columns) -> pd.DataFrame:
-    rows = [{"seed": 0, "init_seed": i, "data_seed": d, "status": "finished", "acc": 0.9 + 0.01 * i + 0.001 * d}
-            for i in init_seeds for d in data_seeds]
+    rows = [
+        {"seed": 0, "init_seed": i, "data_seed": d, "status": "finished", "acc": 0.9 + 0.01 * i + 0.001 * d} for i in init_seeds for d in data_seeds
+    ]
     frame = pd.DataFrame(rows)
     for key, value in columns.items():
         frame[key] = value
@@ -165,8 +166,13 @@ def test_runs_without_overrides_take_their_streams_from_the_seed():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    return write_study_store(tmp_path_factory.mktemp("variance") / "store", methods={"sgd": 0.90, "pa": 0.90},
-                             init_sd={"sgd": 0.012, "pa": 0.002}, init_seeds=range(6), data_seeds=range(5))
+    return write_study_store(
+        tmp_path_factory.mktemp("variance") / "store",
+        methods={"sgd": 0.90, "pa": 0.90},
+        init_sd={"sgd": 0.012, "pa": 0.002},
+        init_seeds=range(6),
+        data_seeds=range(5),
+    )
 
 
 def test_decompose_cli_reports_the_anova_components_of_the_stored_runs(store, capsys):

@@ -19,8 +19,27 @@ def test_until_decided_stops_well_before_max_seeds_when_arms_clearly_differ(tmp_
         "register_method(Method(name='frozen_sgd', config=SGDConfig, optimizer=sgd_optimizer, learning_rates={'default': {'*': 1e-6}}))\n"
     )
     store = tmp_path / "store"
-    result = run_cli("sweep", "--plugin", str(plugin), "--method", "sgd,frozen_sgd", "--model", "fc", "--dataset", "digits",
-                     "--until-decided", "--metric", "val_acc", "--max-seeds", "20", "--step", "3", "--store", str(store), *TINY)
+    result = run_cli(
+        "sweep",
+        "--plugin",
+        str(plugin),
+        "--method",
+        "sgd,frozen_sgd",
+        "--model",
+        "fc",
+        "--dataset",
+        "digits",
+        "--until-decided",
+        "--metric",
+        "val_acc",
+        "--max-seeds",
+        "20",
+        "--step",
+        "3",
+        "--store",
+        str(store),
+        *TINY,
+    )
     assert result.returncode == 0, result.stderr
     assert "every pair decided" in result.stdout and "O'Brien-Fleming" in result.stdout
     runs = [json.loads(p.read_text()) for p in store.rglob("run.json")]
@@ -30,8 +49,9 @@ def test_until_decided_stops_well_before_max_seeds_when_arms_clearly_differ(tmp_
 
 def test_crossed_seed_streams_feed_decompose(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    swept = run_cli("sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--init-seeds", "0-2", "--data-seeds", "0-2",
-                    "--store", str(store), *TINY)
+    swept = run_cli(
+        "sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--init-seeds", "0-2", "--data-seeds", "0-2", "--store", str(store), *TINY
+    )
     assert swept.returncode == 0, swept.stderr
     assert "9 cells: trained 9" in swept.stdout
     result = run_cli("decompose", "--metric", "val_acc", "--store", str(store), "--format", "json")

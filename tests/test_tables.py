@@ -88,8 +88,7 @@ def test_format_cell():
 
 def test_variance_table_layout():
     df = pd.DataFrame(
-        runs("kaiming", [0.9229 + d for d in (-0.0035, 0, 0.0035)], model="resnet50")
-        + runs("xavier", [0.92, 0.9274, 0.925], model="resnet50")
+        runs("kaiming", [0.9229 + d for d in (-0.0035, 0, 0.0035)], model="resnet50") + runs("xavier", [0.92, 0.9274, 0.925], model="resnet50")
     )
     vs = variance_study(df, "acc", "method", within=["model"], baseline="kaiming")
     vt = variance_table(vs, scale=100)

@@ -149,8 +149,7 @@ def _one_step_bound(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: floa
             _, m, a_in, e_in = entry
             w = m.weight.detach().double()
             gw = delta.T @ a_in
-            egw = (_gamma(batch) * delta.abs().T @ a_in.abs() + delta.abs().T @ e_in + e_delta.T @ a_in.abs()
-                   + e_delta.T @ e_in)
+            egw = _gamma(batch) * delta.abs().T @ a_in.abs() + delta.abs().T @ e_in + e_delta.T @ a_in.abs() + e_delta.T @ e_in
             gb, egb = delta.sum(0), _gamma(batch) * delta.abs().sum(0) + e_delta.sum(0)
             grads[id(m)] = (gw, egw, gb, egb)
             delta, e_delta = delta @ w, _gamma(m.out_features) * delta.abs() @ w.abs() + e_delta @ w.abs()
@@ -159,13 +158,19 @@ def _one_step_bound(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: floa
             w = m.weight.detach().double()
             n = batch * delta.shape[2] * delta.shape[3]
             gw = conv2d_weight(a_in, w.shape, delta)
-            egw = (_gamma(n) * conv2d_weight(a_in.abs(), w.shape, delta.abs()) + conv2d_weight(e_in, w.shape, delta.abs())
-                   + conv2d_weight(a_in.abs(), w.shape, e_delta) + conv2d_weight(e_in, w.shape, e_delta))
+            egw = (
+                _gamma(n) * conv2d_weight(a_in.abs(), w.shape, delta.abs())
+                + conv2d_weight(e_in, w.shape, delta.abs())
+                + conv2d_weight(a_in.abs(), w.shape, e_delta)
+                + conv2d_weight(e_in, w.shape, e_delta)
+            )
             gb, egb = delta.sum((0, 2, 3)), _gamma(n) * delta.abs().sum((0, 2, 3)) + e_delta.sum((0, 2, 3))
             grads[id(m)] = (gw, egw, gb, egb)
             k = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
-            delta, e_delta = (conv2d_input(a_in.shape, w, delta),
-                              _gamma(k) * conv2d_input(a_in.shape, w.abs(), delta.abs()) + conv2d_input(a_in.shape, w.abs(), e_delta))
+            delta, e_delta = (
+                conv2d_input(a_in.shape, w, delta),
+                _gamma(k) * conv2d_input(a_in.shape, w.abs(), delta.abs()) + conv2d_input(a_in.shape, w.abs(), e_delta),
+            )
         elif kind == "relu":
             delta, e_delta = delta * entry[1], e_delta * entry[1]
         elif kind == "pool":
@@ -275,8 +280,14 @@ def _theory(g: np.ndarray, distribution: str, dims: int, coef: float) -> tuple[n
 
 @pytest.mark.parametrize(
     ("distribution", "normalization", "compartments"),
-    [("normal", "auto", "network"), ("normal", "unbiased", "network"), ("uniform", "unbiased", "network"),
-     ("bernoulli", "unbiased", "network"), ("uniform", "auto", "network"), ("normal", "unbiased", "layer")],
+    [
+        ("normal", "auto", "network"),
+        ("normal", "unbiased", "network"),
+        ("uniform", "unbiased", "network"),
+        ("bernoulli", "unbiased", "network"),
+        ("uniform", "auto", "network"),
+        ("normal", "unbiased", "layer"),
+    ],
 )
 def test_tf_rbd_update_has_the_predicted_mean(distribution: str, normalization: str, compartments: str) -> None:
     sizes, dims = [4, 5], 4  # dims > chunk (3): the chunked stream is what is tested
@@ -382,9 +393,22 @@ def test_each_method_trains_end_to_end_with_loop_train_records(digits, tmp_path:
     seeds = stream_seeds(2)
     epochs, batch = 2, 32
     tf_path, torch_path = tmp_path / "tf.jsonl", tmp_path / "torch.jsonl"
-    result = train_tensorflow(method, options, "fc", digits, lr=lr, epochs=epochs, batch_size=batch,
-                              data_seed=seeds["data"], augment_seed=seeds["augment"], method_seed=seeds["method"],
-                              init_seed=seeds["init"], augment=True, divergence=DivergenceRules(), metrics_path=tf_path)
+    result = train_tensorflow(
+        method,
+        options,
+        "fc",
+        digits,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch,
+        data_seed=seeds["data"],
+        augment_seed=seeds["augment"],
+        method_seed=seeds["method"],
+        init_seed=seeds["init"],
+        augment=True,
+        divergence=DivergenceRules(),
+        metrics_path=tf_path,
+    )
     assert result["status"] == "finished", result.get("reason")
     assert result["D"] == D_FC == 101_770 and result["framework"] == "tensorflow"
     assert result["epochs_completed"] == epochs
@@ -400,8 +424,9 @@ def test_each_method_trains_end_to_end_with_loop_train_records(digits, tmp_path:
 
     model = _torch_model("fc", seeds["init"])
     opt = _torch_optimizer(method, model.parameters(), lr, options, seeds["method"])
-    settings = TrainSettings(epochs=epochs, batch_size=batch, data_seed=seeds["data"], augment_seed=seeds["augment"],
-                             augment=True, metrics_path=torch_path)
+    settings = TrainSettings(
+        epochs=epochs, batch_size=batch, data_seed=seeds["data"], augment_seed=seeds["augment"], augment=True, metrics_path=torch_path
+    )
     reference = train(model, opt, digits, settings)
     torch_rows = [json.loads(line) for line in torch_path.read_text().splitlines()]
     assert set(result) == set(reference) | {"D", "framework"}
@@ -427,8 +452,18 @@ def test_tf_runner_sees_exactly_the_batches_loop_train_feeds_torch(digits) -> No
 
 
 def test_unknown_options_and_methods_are_refused(digits) -> None:
-    common = dict(lr=0.1, epochs=1, batch_size=32, data_seed=0, augment_seed=0, method_seed=0, init_seed=0,
-                  augment=False, divergence=DivergenceRules(), metrics_path=None)
+    common = dict(
+        lr=0.1,
+        epochs=1,
+        batch_size=32,
+        data_seed=0,
+        augment_seed=0,
+        method_seed=0,
+        init_seed=0,
+        augment=False,
+        divergence=DivergenceRules(),
+        metrics_path=None,
+    )
     with pytest.raises(ValueError, match="unknown rbd options"):
         train_tensorflow("rbd", {"dim": 10}, "fc", digits, **common)
     with pytest.raises(ValueError, match="trains sgd"):
@@ -442,9 +477,22 @@ def test_nes_epoch_without_a_finished_update_is_evaluated_with_train_loss_none(d
     loop.train's image budget (floor(e * N / (d * batch)) updates after epoch e)."""
     seeds = stream_seeds(3)
     path = tmp_path / "nes.jsonl"
-    result = train_tensorflow("nes", {"dims": 12}, "fc", digits, lr=0.5, epochs=3, batch_size=32,
-                              data_seed=seeds["data"], augment_seed=seeds["augment"], method_seed=seeds["method"],
-                              init_seed=seeds["init"], augment=False, divergence=DivergenceRules(), metrics_path=path)
+    result = train_tensorflow(
+        "nes",
+        {"dims": 12},
+        "fc",
+        digits,
+        lr=0.5,
+        epochs=3,
+        batch_size=32,
+        data_seed=seeds["data"],
+        augment_seed=seeds["augment"],
+        method_seed=seeds["method"],
+        init_seed=seeds["init"],
+        augment=False,
+        divergence=DivergenceRules(),
+        metrics_path=path,
+    )
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     per_update = 12 * 32
     assert [r["updates"] for r in rows] == [e * len(digits.x_train) // per_update for e in (1, 2, 3)] == [0, 1, 2]

@@ -7,8 +7,23 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 
-TINY = ["--model", "fc", "--dataset", "digits", "--seeds", "0", "--epochs", "1", "--set", "framework=tensorflow",
-        "--set", "limit_train=128", "--set", "val_size=64", "--quiet"]
+TINY = [
+    "--model",
+    "fc",
+    "--dataset",
+    "digits",
+    "--seeds",
+    "0",
+    "--epochs",
+    "1",
+    "--set",
+    "framework=tensorflow",
+    "--set",
+    "limit_train=128",
+    "--set",
+    "val_size=64",
+    "--quiet",
+]
 
 
 def test_tensorflow_cells_finish_and_record_their_framework(tmp_path: Path) -> None:

@@ -82,8 +82,11 @@ def test_low_accuracy_after_epoch_four_counts_as_divergence(tmp_path):
 
 def test_summary_of_validation_accuracy():
     rows = [{"epoch": e, "val_acc": a} for e, a in enumerate([0.1, 0.5, 0.3, 0.5, 0.2], start=1)]
-    assert summarize_val_acc(rows) == {"best_val_acc": 0.5, "best_epoch": 2,  # the first of the tied best
-                                       "val_acc_last10": pytest.approx(1.6 / 5)}  # fewer than 10: all of them
+    assert summarize_val_acc(rows) == {
+        "best_val_acc": 0.5,
+        "best_epoch": 2,  # the first of the tied best
+        "val_acc_last10": pytest.approx(1.6 / 5),
+    }  # fewer than 10: all of them
     twelve = [{"epoch": e, "val_acc": e / 100} for e in range(1, 13)]
     summary = summarize_val_acc(twelve)
     assert summary["best_epoch"] == 12 and summary["best_val_acc"] == 0.12
@@ -94,13 +97,21 @@ def test_summary_of_validation_accuracy():
 def test_train_reports_best_and_recent_validation_accuracy():
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(300, 1, 4, 4, generator=gen), torch.randint(0, 3, (300,), generator=gen)
-    data = Dataset(name="synthetic", x_train=x[:100], y_train=y[:100], x_val=x[100:200], y_val=y[100:200],
-                   x_test=x[200:], y_test=y[200:], num_classes=3, source="test")
+    data = Dataset(
+        name="synthetic",
+        x_train=x[:100],
+        y_train=y[:100],
+        x_val=x[100:200],
+        y_val=y[100:200],
+        x_test=x[200:],
+        y_test=y[200:],
+        num_classes=3,
+        source="test",
+    )
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     rows = []
-    settings = TrainSettings(epochs=12, batch_size=10, data_seed=1, augment_seed=2,
-                             divergence=DivergenceRules(mode="none"), on_epoch=rows.append)
+    settings = TrainSettings(epochs=12, batch_size=10, data_seed=1, augment_seed=2, divergence=DivergenceRules(mode="none"), on_epoch=rows.append)
     result = train(model, torch.optim.SGD(model.parameters(), lr=0.5), data, settings)
     accs = [r["val_acc"] for r in rows]
     assert len(accs) == 12 and len(set(accs)) > 1, "the run must move for the check to mean anything"
@@ -111,7 +122,9 @@ def test_train_reports_best_and_recent_validation_accuracy():
 
 
 def test_failure_is_recorded_with_traceback(tmp_path):
-    with pytest.raises(Exception):
+    from seedbench.errors import SeedbenchError
+
+    with pytest.raises(SeedbenchError, match="unknown model 'nope'"):
         run_trial(SGDConfig(model="nope", **TINY), tmp_path)
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["status"] == "failed" and "nope" in record["error"]

@@ -105,18 +105,35 @@ def aggregate_scores(
         rng = np.random.default_rng(seed)
         boot = np.concatenate(_resample_tasks(scores, rng, n_boot), axis=1)
         iqm_ci, mean_ci = _interval(_iqm(boot, axis=1), confidence), _interval(boot.mean(axis=1), confidence)
-        rows.append({by: arm, "tasks": len(scores), "runs": len(pooled), "iqm": float(_iqm(pooled)), "iqm_ci_low": iqm_ci[0],
-                     "iqm_ci_high": iqm_ci[1], "mean": float(pooled.mean()), "mean_ci_low": mean_ci[0], "mean_ci_high": mean_ci[1]})
+        rows.append(
+            {
+                by: arm,
+                "tasks": len(scores),
+                "runs": len(pooled),
+                "iqm": float(_iqm(pooled)),
+                "iqm_ci_low": iqm_ci[0],
+                "iqm_ci_high": iqm_ci[1],
+                "mean": float(pooled.mean()),
+                "mean_ci_low": mean_ci[0],
+                "mean_ci_high": mean_ci[1],
+            }
+        )
     out = pd.DataFrame(rows)
-    out.attrs.update(metric=metric, by=by, tasks=list(tasks), confidence=confidence, n_boot=n_boot,
-                     ci_method="stratified bootstrap (runs resampled within each task), percentile")
+    out.attrs.update(
+        metric=metric,
+        by=by,
+        tasks=list(tasks),
+        confidence=confidence,
+        n_boot=n_boot,
+        ci_method="stratified bootstrap (runs resampled within each task), percentile",
+    )
     return out
 
 
 def _prob_greater(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """P(X > Y) + P(X = Y)/2 along the last axes: a (..., n), b (..., m)."""
     diff = a[..., :, None] - b[..., None, :]
-    return ((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
+    return (diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1))
 
 
 def probability_of_improvement(
@@ -275,8 +292,10 @@ def friedman_nemenyi(
     complete = means.dropna()
     k, n = means.shape[1], len(complete)
     if k < 3 or n < 3:
-        raise ConfigError(f"a rank test needs >= 3 arms on >= 3 tasks that every arm ran; have {k} arm(s) on {n} complete task(s) "
-                          f"(tasks = {', '.join(tasks)}); add arms/tasks or choose other --by/--within")
+        raise ConfigError(
+            f"a rank test needs >= 3 arms on >= 3 tasks that every arm ran; have {k} arm(s) on {n} complete task(s) "
+            f"(tasks = {', '.join(tasks)}); add arms/tasks or choose other --by/--within"
+        )
     sign = -1.0 if higher_is_better else 1.0
     ranks = np.apply_along_axis(stats.rankdata, 1, sign * complete.to_numpy(dtype=float))
     avg = dict(zip(complete.columns, ranks.mean(axis=0)))
@@ -287,8 +306,15 @@ def friedman_nemenyi(
     rows = []
     for a, b in itertools.combinations(list(complete.columns), 2):
         q = abs(avg[a] - avg[b]) / se * math.sqrt(2)
-        rows.append({"arm_a": a, "arm_b": b, "rank_diff": avg[a] - avg[b], "nemenyi_p": float(stats.studentized_range.sf(q, k, np.inf)),
-                     "different": abs(avg[a] - avg[b]) > cd})
+        rows.append(
+            {
+                "arm_a": a,
+                "arm_b": b,
+                "rank_diff": avg[a] - avg[b],
+                "nemenyi_p": float(stats.studentized_range.sf(q, k, np.inf)),
+                "different": abs(avg[a] - avg[b]) > cd,
+            }
+        )
     return RankTest(list(complete.columns), avg, n, len(means) - n, float(chi2), float(p), float(ff), ff_p, cd, alpha, pd.DataFrame(rows))
 
 
@@ -308,8 +334,13 @@ def tost(a: np.ndarray, b: np.ndarray, margin: float, usevar: str = "unequal", c
         return {"tost_p": NAN, "tost_p_lower": NAN, "tost_p_upper": NAN, "diff_ci90_low": NAN, "diff_ci90_high": NAN}
     p, lower, upper = ttost_ind(a, b, -margin, margin, usevar=usevar)
     ci = stats.ttest_ind(a, b, equal_var=usevar == "pooled").confidence_interval(confidence)
-    return {"tost_p": float(p), "tost_p_lower": float(lower[1]), "tost_p_upper": float(upper[1]),
-            "diff_ci90_low": float(ci.low), "diff_ci90_high": float(ci.high)}
+    return {
+        "tost_p": float(p),
+        "tost_p_lower": float(lower[1]),
+        "tost_p_upper": float(upper[1]),
+        "diff_ci90_low": float(ci.low),
+        "diff_ci90_high": float(ci.high),
+    }
 
 
 def equivalence(
@@ -339,9 +370,10 @@ def equivalence(
         values = {arm: split_by_status(select_arm(group, by, arm), metric, status_col).values for arm in arms}
         for a, b in itertools.combinations(arms, 2):
             rows.append({**key, "arm_a": a, "arm_b": b, "margin": margin, **tost(values[a], values[b], margin)})
-    out = pd.DataFrame(rows, columns=[*within, "arm_a", "arm_b", "margin", "tost_p", "tost_p_lower", "tost_p_upper", "diff_ci90_low", "diff_ci90_high"])
+    out = pd.DataFrame(
+        rows, columns=[*within, "arm_a", "arm_b", "margin", "tost_p", "tost_p_lower", "tost_p_upper", "diff_ci90_low", "diff_ci90_high"]
+    )
     out["tost_p_adj"] = adjust_pvalues(out["tost_p"].to_numpy(dtype=float), correction) if len(out) else []
     out["equivalent"] = out["tost_p_adj"] < alpha
     out.attrs.update(correction=correction, margin=margin, test="TOST, two one-sided Welch t-tests (Schuirmann 1987)")
     return out
-

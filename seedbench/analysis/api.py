@@ -147,8 +147,16 @@ class Store:
         return runs
 
     def report(
-        self, metric: str = "val_acc", *, baseline: str | None = None, study: str | None = None, by: str | Sequence[str] | None = None,
-        within: str | Sequence[str] | None = None, baseline_arm: str | None = None, correction: str = "holm", where: str | None = None,
+        self,
+        metric: str = "val_acc",
+        *,
+        baseline: str | None = None,
+        study: str | None = None,
+        by: str | Sequence[str] | None = None,
+        within: str | Sequence[str] | None = None,
+        baseline_arm: str | None = None,
+        correction: str = "holm",
+        where: str | None = None,
     ) -> tuple[pd.DataFrame, str]:
         """A summary (default), the Table-1 layout (`baseline`: an arm, e.g. "sgd") or a variance study; (table, title)."""
         from seedbench.analysis.report import summary_table
@@ -175,8 +183,15 @@ class Store:
         return summary_table(runs.assign(method=runs[ARM])), "seedbench report: accuracy %, mean +- std over finished seeds"
 
     def compare(
-        self, metric: str = "test_acc", *, by: str | Sequence[str] = ARM, within: str | Sequence[str] | None = None,
-        correction: str = "holm", paired: bool = True, pair_on: str | None = None, equivalence: float | None = None,
+        self,
+        metric: str = "test_acc",
+        *,
+        by: str | Sequence[str] = ARM,
+        within: str | Sequence[str] | None = None,
+        correction: str = "holm",
+        paired: bool = True,
+        pair_on: str | None = None,
+        equivalence: float | None = None,
         where: str | None = None,
     ) -> pd.DataFrame:
         """Every pair of arms within each group: difference with CI, Welch, Mann-Whitney, variance tests, Hedges' g,
@@ -202,8 +217,14 @@ class Store:
         return result
 
     def plot(
-        self, kind: str = "box", metric: str = "test_acc", *, by: str | Sequence[str] = ARM, within: str | Sequence[str] | None = None,
-        output: str | Path = "plot.png", where: str | None = None,
+        self,
+        kind: str = "box",
+        metric: str = "test_acc",
+        *,
+        by: str | Sequence[str] = ARM,
+        within: str | Sequence[str] | None = None,
+        output: str | Path = "plot.png",
+        where: str | None = None,
     ) -> Path:
         """Across-seed distributions per arm (box/violin/strip/ecdf) or learning curves (curve); returns the file."""
         from seedbench.analysis.plots import plot_curves, plot_distribution
@@ -238,8 +259,16 @@ class Store:
         return plot_distribution(frame, metric, arm, kind, output, within=within_cols, order=order)
 
     def html(
-        self, path: str | Path, metric: str = "val_acc", *, by: str | Sequence[str] = ARM, within: str | Sequence[str] | None = None,
-        baseline: str | None = None, correction: str = "holm", where: str | None = None, argv: Sequence[str] | None = None,
+        self,
+        path: str | Path,
+        metric: str = "val_acc",
+        *,
+        by: str | Sequence[str] = ARM,
+        within: str | Sequence[str] | None = None,
+        baseline: str | None = None,
+        correction: str = "holm",
+        where: str | None = None,
+        argv: Sequence[str] | None = None,
     ) -> Path:
         """One self-contained HTML study report (tables, corrected comparisons, plots, decomposition, provenance)."""
         from seedbench.analysis.html import build_report

@@ -14,7 +14,6 @@ import datetime
 import html
 import importlib.metadata
 import json
-import os
 import platform
 import shlex
 import subprocess
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seedbench.errors import ConfigError, SeedbenchError
+from seedbench.errors import SeedbenchError
 
 EXTENSIONS = (".html", ".htm")
 PACKAGES = ("seedbench", "numpy", "scipy", "statsmodels", "pandas", "matplotlib", "duckdb", "pyarrow", "torch", "machinable", "ray")
@@ -113,18 +112,20 @@ def sweep_records(store_dir: Path | None) -> list[dict[str, Any]]:
             out.append({"id": path.stem, "command": "(unreadable sweep record)"})
             continue
         argv = record.get("argv")
-        out.append({
-            "id": record.get("id", path.stem),
-            "command": "seedbench " + shlex.join(argv) if argv else "(command not recorded)",
-            "engine": record.get("engine"),
-            "created": _when(record.get("created_at")),
-            "updated": _when(record.get("updated_at")),
-            "cells": len(record.get("cells", [])),
-            "methods": ", ".join(map(str, record.get("methods", []))),
-            "models": ", ".join(map(str, record.get("models", []))),
-            "datasets": ", ".join(map(str, record.get("datasets", []))),
-            "seeds": seed_ranges(record.get("seeds", [])),
-        })
+        out.append(
+            {
+                "id": record.get("id", path.stem),
+                "command": "seedbench " + shlex.join(argv) if argv else "(command not recorded)",
+                "engine": record.get("engine"),
+                "created": _when(record.get("created_at")),
+                "updated": _when(record.get("updated_at")),
+                "cells": len(record.get("cells", [])),
+                "methods": ", ".join(map(str, record.get("methods", []))),
+                "models": ", ".join(map(str, record.get("models", []))),
+                "datasets": ", ".join(map(str, record.get("datasets", []))),
+                "seeds": seed_ranges(record.get("seeds", [])),
+            }
+        )
     return out
 
 
@@ -203,27 +204,58 @@ def build_report(
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     status = runs["status"].astype(str).value_counts() if "status" in runs.columns else pd.Series(dtype=int)
     counts = ", ".join(f"{n} {s}" for s, n in status.items())
-    head = (f"<h1>seedbench study report: {_e(metric)} by {_e(by)}</h1>"
-            f"<p class='sub'>{len(runs)} runs ({_e(counts)}); arms: {_e(', '.join(map(str, arms)))}; "
-            f"tasks: {_e(' x '.join(tasks) or 'one')}; store {_e(store_dir or '-')}; filter: <code>{_e(where or 'none')}</code>; "
-            f"generated {_e(now)}</p>")
-    toc = ("<p>" + " | ".join(f"<a href='#{a}'>{_e(t)}</a>" for a, t in (("runs", "runs"), ("table1", "Table 1"), ("comparisons", "comparisons"),
-           ("variance", "variance"), ("tasks", "across tasks"), ("plots", "plots"), ("provenance", "provenance"), ("methods", "methods"))) + "</p>")
+    head = (
+        f"<h1>seedbench study report: {_e(metric)} by {_e(by)}</h1>"
+        f"<p class='sub'>{len(runs)} runs ({_e(counts)}); arms: {_e(', '.join(map(str, arms)))}; "
+        f"tasks: {_e(' x '.join(tasks) or 'one')}; store {_e(store_dir or '-')}; filter: <code>{_e(where or 'none')}</code>; "
+        f"generated {_e(now)}</p>"
+    )
+    toc = (
+        "<p>"
+        + " | ".join(
+            f"<a href='#{a}'>{_e(t)}</a>"
+            for a, t in (
+                ("runs", "runs"),
+                ("table1", "Table 1"),
+                ("comparisons", "comparisons"),
+                ("variance", "variance"),
+                ("tasks", "across tasks"),
+                ("plots", "plots"),
+                ("provenance", "provenance"),
+                ("methods", "methods"),
+            )
+        )
+        + "</p>"
+    )
     with tempfile.TemporaryDirectory(prefix="seedbench-report-") as tmp:
         sections = [
-            _section("Runs", table_html(summary_table(runs), "per method x model x dataset: finished n, diverged, failed, unfinished; "
-                                        "accuracy % as mean +- std over finished seeds") if {"method", "model", "dataset"} <= set(runs.columns) else "", "runs"),
+            _section(
+                "Runs",
+                table_html(
+                    summary_table(runs),
+                    "per method x model x dataset: finished n, diverged, failed, unfinished; accuracy % as mean +- std over finished seeds",
+                )
+                if {"method", "model", "dataset"} <= set(runs.columns)
+                else "",
+                "runs",
+            ),
             _section("Table 1", _attempt(lambda: _table1(runs, metric, by, tasks, base), "Table 1"), "table1"),
-            _section("Pairwise comparisons per task", _attempt(lambda: _comparisons(runs, metric, by, tasks, correction, n_resamples), "comparisons"), "comparisons"),
+            _section(
+                "Pairwise comparisons per task",
+                _attempt(lambda: _comparisons(runs, metric, by, tasks, correction, n_resamples), "comparisons"),
+                "comparisons",
+            ),
             _section("Across-seed variance", _variance(runs, metric, by, tasks, base, correction), "variance"),
             _section("Across tasks", _attempt(lambda: _across_tasks(runs, metric, by, tasks, Path(tmp)), "across-task statistics"), "tasks"),
             _section("Distributions", _attempt(lambda: _distribution_plot(runs, metric, by, tasks, Path(tmp)), "distribution plot"), "plots"),
         ]
     sections.append(_section("Provenance", _provenance(runs, by, tasks, store_dir, argv), "provenance"))
     sections.append(_section("Methods and references", METHODS_HTML.format(correction=_e(correction), n_resamples=n_resamples), "methods"))
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>seedbench report: {_e(metric)}</title>"
-            f"<style>{CSS}</style></head><body>{head}{toc}{''.join(sections)}</body></html>\n")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>seedbench report: {_e(metric)}</title>"
+        f"<style>{CSS}</style></head><body>{head}{toc}{''.join(sections)}</body></html>\n"
+    )
 
 
 def _table1(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: Any) -> str:
@@ -232,7 +264,9 @@ def _table1(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: An
     if not tasks:
         return _note("Table 1 needs task columns (model, dataset)")
     table = table1(runs, metric, base, rows=tasks, cols=by, scale=100.0)
-    return table_html(table.reset_index(), f"{metric} (%): mean +- std over finished seeds, (ratio to {base}); [n diverged/failed] where runs did not finish")
+    return table_html(
+        table.reset_index(), f"{metric} (%): mean +- std over finished seeds, (ratio to {base}); [n diverged/failed] where runs did not finish"
+    )
 
 
 def _comparisons(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], correction: str, n_resamples: int) -> str:
@@ -242,11 +276,32 @@ def _comparisons(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], cor
     result = compare(runs, metric, by, within=tasks, correction=correction, n_resamples=n_resamples)
     pooled = np.sqrt(((result["n_a"] - 1) * result["std_a"] ** 2 + (result["n_b"] - 1) * result["std_b"] ** 2) / (result["n_a"] + result["n_b"] - 2))
     result["mde"] = [minimal_detectable_effect(int(a), int(b), s) for a, b, s in zip(result["n_a"], result["n_b"], pooled)]
-    cols = [*tasks, "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high", "mde", "welch_p_adj",
-            "mwu_p_adj", "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj"]
-    caption = (f"every pair of arms per task; differences A - B with the Welch 95% interval; *_p_adj corrected with {correction} "
-               f"across all {len(result)} rows (each test its own family); mde = smallest difference detectable with 80% power at alpha 0.05 "
-               f"at these n; p_a_gt_b = P(a random seed of A beats one of B)")
+    cols = [
+        *tasks,
+        "arm_a",
+        "arm_b",
+        "n_a",
+        "n_b",
+        "mean_a",
+        "mean_b",
+        "diff",
+        "diff_ci_low",
+        "diff_ci_high",
+        "mde",
+        "welch_p_adj",
+        "mwu_p_adj",
+        "p_a_gt_b",
+        "std_ratio",
+        "bf_p_adj",
+        "hedges_g",
+        "paired_n",
+        "paired_t_p_adj",
+    ]
+    caption = (
+        f"every pair of arms per task; differences A - B with the Welch 95% interval; *_p_adj corrected with {correction} "
+        f"across all {len(result)} rows (each test its own family); mde = smallest difference detectable with 80% power at alpha 0.05 "
+        f"at these n; p_a_gt_b = P(a random seed of A beats one of B)"
+    )
     return table_html(result[[c for c in cols if c in result.columns]], caption)
 
 
@@ -255,8 +310,13 @@ def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: 
     from seedbench.analysis.variance import decompose
 
     study = variance_study(runs, metric, by, tasks, baseline=base, correction=correction)
-    parts = [table_html(study, f"per arm: spread over finished seeds; Brown-Forsythe test against the baseline arm {base}, "
-                               f"{correction}-corrected across rows (bf_p_adj)")]
+    parts = [
+        table_html(
+            study,
+            f"per arm: spread over finished seeds; Brown-Forsythe test against the baseline arm {base}, "
+            f"{correction}-corrected across rows (bf_p_adj)",
+        )
+    ]
     try:
         result = decompose(runs, metric, by, tasks, baseline=base)
     except SeedbenchError as exc:
@@ -264,11 +324,21 @@ def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: 
         return "".join(parts)
     comp = result.components.drop(columns=["ci_method"])
     parts.append("<h3>Variance decomposition (crossed seed design)</h3>")
-    parts.append(table_html(comp, "random-effects ANOVA components (expected mean squares) with 95% modified large-sample intervals "
-                                  "(Ting et al. 1990); std = sqrt(variance); share of the summed non-negative components"))
+    parts.append(
+        table_html(
+            comp,
+            "random-effects ANOVA components (expected mean squares) with 95% modified large-sample intervals "
+            "(Ting et al. 1990); std = sqrt(variance); share of the summed non-negative components",
+        )
+    )
     if not result.comparisons.empty:
-        parts.append(table_html(result.comparisons.drop(columns=["ci_method"]), "each arm against the baseline arm: difference of "
-                                "variance components and ratio of standard deviations, 95% generalized confidence intervals"))
+        parts.append(
+            table_html(
+                result.comparisons.drop(columns=["ci_method"]),
+                "each arm against the baseline arm: difference of "
+                "variance components and ratio of standard deviations, 95% generalized confidence intervals",
+            )
+        )
         parts.append("<ul>" + "".join(f"<li>{_e(s)}</li>" for s in result.sentences("init")) + "</ul>")
     if result.notes:
         parts.append(_note("; ".join(result.notes)))
@@ -279,26 +349,42 @@ def _across_tasks(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], tm
     from seedbench.analysis.aggregate import aggregate_scores, friedman_nemenyi, probability_of_improvement
     from seedbench.analysis.plots import plot_cd, plot_profile
 
-    parts = [table_html(aggregate_scores(runs, metric, by, tasks), "IQM and mean over all runs of all tasks, 95% stratified-bootstrap "
-                                                                    "intervals (runs resampled within each task)")]
+    parts = [
+        table_html(
+            aggregate_scores(runs, metric, by, tasks),
+            "IQM and mean over all runs of all tasks, 95% stratified-bootstrap intervals (runs resampled within each task)",
+        )
+    ]
     poi = probability_of_improvement(runs, metric, by, tasks)
     if not poi.empty:
-        parts.append(table_html(poi, "P(A > B): probability that a run of A beats a run of B, averaged over the tasks both ran; "
-                                     "95% stratified-bootstrap interval"))
+        parts.append(
+            table_html(
+                poi, "P(A > B): probability that a run of A beats a run of B, averaged over the tasks both ran; 95% stratified-bootstrap interval"
+            )
+        )
     try:
         test = friedman_nemenyi(runs, metric, by, tasks)
     except SeedbenchError as exc:
         parts.append(_note(f"No rank test / critical-difference diagram: {exc}"))
     else:
-        parts.append(f"<p>Friedman test over {test.n_tasks} tasks: chi2 = {test.friedman_chi2:.4g}, p = {test.friedman_p:.4g} "
-                     f"(Iman-Davenport F = {test.iman_davenport_f:.4g}, p = {test.iman_davenport_p:.4g}); Nemenyi critical difference "
-                     f"at alpha {test.alpha:g}: CD = {test.cd:.4g}.</p>")
+        parts.append(
+            f"<p>Friedman test over {test.n_tasks} tasks: chi2 = {test.friedman_chi2:.4g}, p = {test.friedman_p:.4g} "
+            f"(Iman-Davenport F = {test.iman_davenport_f:.4g}, p = {test.iman_davenport_p:.4g}); Nemenyi critical difference "
+            f"at alpha {test.alpha:g}: CD = {test.cd:.4g}.</p>"
+        )
         parts.append(table_html(test.table(), "average rank per arm (1 = best)"))
         parts.append(table_html(test.pairs, "Nemenyi post-hoc test of every pair (studentized range, df = inf)"))
-        parts.append(image_html(plot_cd(runs, metric, by, tmp / "cd.png", tasks=tasks),
-                                "critical-difference diagram: arms joined by a bar are not shown different"))
-    parts.append(image_html(plot_profile(runs, metric, by, tmp / "profile.png", tasks=tasks),
-                            "performance profile: fraction of runs above each threshold (mean over tasks), 95% bands"))
+        parts.append(
+            image_html(
+                plot_cd(runs, metric, by, tmp / "cd.png", tasks=tasks), "critical-difference diagram: arms joined by a bar are not shown different"
+            )
+        )
+    parts.append(
+        image_html(
+            plot_profile(runs, metric, by, tmp / "profile.png", tasks=tasks),
+            "performance profile: fraction of runs above each threshold (mean over tasks), 95% bands",
+        )
+    )
     return "".join(parts)
 
 

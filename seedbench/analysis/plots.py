@@ -83,9 +83,7 @@ def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, fl
     return mean, mean - half, mean + half
 
 
-def _draw_distribution(
-    ax: Axes, kind: str, arms: list[Any], splits: dict[Any, StatusSplit], metric: str, by: str, rng: np.random.Generator
-) -> None:
+def _draw_distribution(ax: Axes, kind: str, arms: list[Any], splits: dict[Any, StatusSplit], metric: str, by: str, rng: np.random.Generator) -> None:
     positions = list(range(1, len(arms) + 1))
     data = [splits[a].values for a in arms]
     if kind == "ecdf":
@@ -306,6 +304,9 @@ def plot_cd(
         ax.plot([lo - 0.03, hi + 0.03], [-0.25 - 0.18 * j] * 2, color="tab:blue", lw=4, solid_capstyle="round")
     ax.axis("off")
     dropped = f", {test.dropped_tasks} incomplete task(s) left out" if test.dropped_tasks else ""
-    fig.suptitle(title or f"{metric}: average rank over {test.n_tasks} tasks (1 = best)\nFriedman p = {test.friedman_p:.3g}, "
-                 f"Nemenyi alpha = {alpha:g}{dropped}", fontsize="medium")
+    fig.suptitle(
+        title
+        or f"{metric}: average rank over {test.n_tasks} tasks (1 = best)\nFriedman p = {test.friedman_p:.3g}, Nemenyi alpha = {alpha:g}{dropped}",
+        fontsize="medium",
+    )
     return _save(fig, out_path)

@@ -58,7 +58,9 @@ def sd_upper_limit(sd: float, df: int, confidence: float = SD_UPPER_CONFIDENCE) 
 def seeds_for_difference(delta: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> int:
     """Seeds per arm for a two-sided two-sample t-test to detect |mean_a - mean_b| = delta."""
     if not (delta > 0 and sd > 0 and math.isfinite(sd)):
-        raise ConfigError(f"the effect ({delta}) and the pilot SD ({sd}) must both be positive; give --effect > 0 and a pilot with >= 2 seeds per arm")
+        raise ConfigError(
+            f"the effect ({delta}) and the pilot SD ({sd}) must both be positive; give --effect > 0 and a pilot with >= 2 seeds per arm"
+        )
     n = TTestIndPower().solve_power(effect_size=delta / sd, alpha=alpha, power=power, ratio=1.0, alternative="two-sided")
     return max(2, math.ceil(float(np.squeeze(n)) - 1e-9))
 
@@ -172,8 +174,16 @@ def power_table(
         values = {arm: _finished_values(group[group[by].astype(object) == arm], metric, status_col) for arm in arms}
         sd, df = pooled_sd(list(values.values()))
         sizes = [len(v) for v in values.values()]
-        row: dict[str, Any] = {**dict(zip(within, key)), "arms": len(arms), "pilot_n": "/".join(map(str, sizes)), "pilot_sd": sd, "sd_df": df,
-                               "sd_upper80": sd_upper_limit(sd, df), "alpha": alpha, "power": power}
+        row: dict[str, Any] = {
+            **dict(zip(within, key)),
+            "arms": len(arms),
+            "pilot_n": "/".join(map(str, sizes)),
+            "pilot_sd": sd,
+            "sd_df": df,
+            "sd_upper80": sd_upper_limit(sd, df),
+            "alpha": alpha,
+            "power": power,
+        }
         if df < 1:
             row["note"] = "pilot needs >= 2 finished seeds in some arm"
         elif effect is not None:

@@ -208,12 +208,22 @@ class SequentialDesign:
 
     def describe(self) -> str:
         name = {"obf": "O'Brien-Fleming-type", "pocock": "Pocock-type"}[self.spending]
-        return (f"Lan-DeMets {name} alpha spending, two-sided alpha={self.alpha:g}, {len(self.looks)} looks at "
-                f"{', '.join(map(str, self.looks))} seeds per arm")
+        return (
+            f"Lan-DeMets {name} alpha spending, two-sided alpha={self.alpha:g}, {len(self.looks)} looks at "
+            f"{', '.join(map(str, self.looks))} seeds per arm"
+        )
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"look": range(1, len(self.looks) + 1), "seeds_per_arm": self.looks, "fraction": self.fractions,
-                             "boundary_z": self.boundaries, "nominal_p": self.nominal_p, "alpha_spent": self.alpha_spent})
+        return pd.DataFrame(
+            {
+                "look": range(1, len(self.looks) + 1),
+                "seeds_per_arm": self.looks,
+                "fraction": self.fractions,
+                "boundary_z": self.boundaries,
+                "nominal_p": self.nominal_p,
+                "alpha_spent": self.alpha_spent,
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,9 +318,7 @@ def repeated_p(zs: Sequence[float], fractions: Sequence[float], kind: str, final
     return math.exp(optimize.brentq(margin, lo, hi, xtol=1e-9))
 
 
-def holm_sequential(
-    histories: dict[Any, tuple[list[float], list[float]]], alpha: float, kind: str, final: bool, rejected: set | None = None
-) -> set:
+def holm_sequential(histories: dict[Any, tuple[list[float], list[float]]], alpha: float, kind: str, final: bool, rejected: set | None = None) -> set:
     """Pairs rejected by the group-sequential Holm procedure given each pair's (z, fraction) history."""
     rejected = set(rejected or ())
     m = len(histories)
@@ -357,17 +365,24 @@ class SequentialResult:
     def render(self) -> str:
         """A plain-text summary for the terminal."""
         equivalence = f"; a pair is also decided when its repeated CI lies within +-{self.margin:g}" if self.margin is not None else ""
-        lines = [f"sequential study of {self.metric} by {self.by}: {', '.join(map(str, self.arms))}", f"design: {self.design.describe()}{equivalence}",
-                 "boundaries |z| (nominal two-sided p) at alpha, before Holm: "
-                 + ", ".join(f"n={n}: {c:.3f} ({p:.2g})" for n, c, p in zip(self.design.looks, self.design.boundaries, self.design.nominal_p)),
-                 f"stopped after look {self.looks_done} at {self.seeds_used} seeds per arm: {self.stopped_because}; "
-                 f"saved {self.seeds_saved} runs of {self.max_seeds * len(self.arms)} ({self.seeds_saved / (self.max_seeds * len(self.arms)):.0%})",
-                 "pairs (Welch z per look; p_adj = Holm-adjusted repeated p-values, family-wise over all pairs):"]
+        lines = [
+            f"sequential study of {self.metric} by {self.by}: {', '.join(map(str, self.arms))}",
+            f"design: {self.design.describe()}{equivalence}",
+            "boundaries |z| (nominal two-sided p) at alpha, before Holm: "
+            + ", ".join(f"n={n}: {c:.3f} ({p:.2g})" for n, c, p in zip(self.design.looks, self.design.boundaries, self.design.nominal_p)),
+            f"stopped after look {self.looks_done} at {self.seeds_used} seeds per arm: {self.stopped_because}; "
+            f"saved {self.seeds_saved} runs of {self.max_seeds * len(self.arms)} ({self.seeds_saved / (self.max_seeds * len(self.arms)):.0%})",
+            "pairs (Welch z per look; p_adj = Holm-adjusted repeated p-values, family-wise over all pairs):",
+        ]
         for _, row in self.pairs.iterrows():
             lines.append(
                 f"  {row['arm_a']} vs {row['arm_b']}: diff {row['diff']:+.4g} (n {row['n_a']}/{row['n_b']}), z {row['z']:+.2f}, "
                 f"repeated p {row['repeated_p']:.3g}, p_adj {row['p_adj']:.3g} -> {row['decision']}"
-                + (f" (at look {int(row['look_decided'])}, {self.design.looks[int(row['look_decided']) - 1]} seeds)" if pd.notna(row["look_decided"]) else "")
+                + (
+                    f" (at look {int(row['look_decided'])}, {self.design.looks[int(row['look_decided']) - 1]} seeds)"
+                    if pd.notna(row["look_decided"])
+                    else ""
+                )
             )
         return "\n".join(lines) + "\n"
 
@@ -445,9 +460,21 @@ def run_until_decided(
                 if -margin < rci[(a, b)][0] and rci[(a, b)][1] < margin:
                     equivalent.add((a, b))
                     decided_at.setdefault((a, b), look)
-        history += [{"look": look, "seeds_per_arm": n, "arm_a": a, "arm_b": b, "n_a": len(values[a]), "n_b": len(values[b]),
-                     "z": z_hist[(a, b)][-1], "fraction": t_hist[(a, b)][-1], "rejected": (a, b) in rejected,
-                     "equivalent": (a, b) in equivalent} for a, b in pairs]
+        history += [
+            {
+                "look": look,
+                "seeds_per_arm": n,
+                "arm_a": a,
+                "arm_b": b,
+                "n_a": len(values[a]),
+                "n_b": len(values[b]),
+                "z": z_hist[(a, b)][-1],
+                "fraction": t_hist[(a, b)][-1],
+                "rejected": (a, b) in rejected,
+                "equivalent": (a, b) in equivalent,
+            }
+            for a, b in pairs
+        ]
         if len(rejected | equivalent) == len(pairs):
             stopped = "every pair decided"
             break
@@ -463,11 +490,25 @@ def run_until_decided(
             decision = f"equivalent within +-{margin:g}"
         else:
             decision = "no difference shown" if final else "undecided"
-        rows.append({"arm_a": a, "arm_b": b, "n_a": len(va), "n_b": len(vb), "mean_a": float(np.mean(va)) if len(va) else math.nan,
-                     "mean_b": float(np.mean(vb)) if len(vb) else math.nan, "diff": diff, "z": z_hist[(a, b)][-1],
-                     "repeated_p": rep, "rejected": (a, b) in rejected, "equivalent": (a, b) in equivalent,
-                     "rci_low": rci.get((a, b), (math.nan,))[0], "rci_high": rci.get((a, b), (math.nan, math.nan))[1],
-                     "look_decided": decided_at.get((a, b)), "decision": decision})
+        rows.append(
+            {
+                "arm_a": a,
+                "arm_b": b,
+                "n_a": len(va),
+                "n_b": len(vb),
+                "mean_a": float(np.mean(va)) if len(va) else math.nan,
+                "mean_b": float(np.mean(vb)) if len(vb) else math.nan,
+                "diff": diff,
+                "z": z_hist[(a, b)][-1],
+                "repeated_p": rep,
+                "rejected": (a, b) in rejected,
+                "equivalent": (a, b) in equivalent,
+                "rci_low": rci.get((a, b), (math.nan,))[0],
+                "rci_high": rci.get((a, b), (math.nan, math.nan))[1],
+                "look_decided": decided_at.get((a, b)),
+                "decision": decision,
+            }
+        )
     table = pd.DataFrame(rows)
     if adjusted:
         table["p_adj"] = multipletests(table["repeated_p"].to_numpy(dtype=float), method="holm")[1]

@@ -178,8 +178,7 @@ def variance_table(vs: pd.DataFrame, *, by: str | None = None, digits: int = 2, 
     out["n"] = [f"{n}{_failure_note(f, d)}" for n, f, d in zip(vs["n"], vs["n_failed"], vs["n_diverged"])]
     correction = vs["correction"].iloc[0] if len(vs) else "holm"
     out[f"BF p vs baseline ({correction})"] = [
-        "baseline" if arm == base else (EMPTY if math.isnan(p) else f"{p:.3g}")
-        for arm, base, p in zip(vs[by], vs["baseline"], vs["bf_p_adj"])
+        "baseline" if arm == base else (EMPTY if math.isnan(p) else f"{p:.3g}") for arm, base, p in zip(vs[by], vs["baseline"], vs["bf_p_adj"])
     ]
     return out.reset_index(drop=True)
 
@@ -221,9 +220,7 @@ def _text_rows(df: pd.DataFrame, float_format: str) -> tuple[list[str], list[lis
     return header, body, numeric
 
 
-def render_terminal(
-    df: pd.DataFrame, *, title: str | None = None, console: Console | None = None, float_format: str = "{:.4g}"
-) -> str:
+def render_terminal(df: pd.DataFrame, *, title: str | None = None, console: Console | None = None, float_format: str = "{:.4g}") -> str:
     """A rich Table; printed to `console` when one is given, and always returned as plain text."""
     header, body, numeric = _text_rows(df, float_format)
     table = Table(title=title, box=box.SIMPLE_HEAVY)

@@ -118,7 +118,9 @@ def numeric_metric(df: pd.DataFrame, metric: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
         converted = pd.to_numeric(column, errors="coerce")
         if column.notna().any() and converted.notna().sum() < column.notna().sum():
-            raise ConfigError(f"metric column {metric!r} is not numeric (e.g. {column.dropna().iloc[0]!r}); pick a numeric column such as val_acc or test_acc")
+            raise ConfigError(
+                f"metric column {metric!r} is not numeric (e.g. {column.dropna().iloc[0]!r}); pick a numeric column such as val_acc or test_acc"
+            )
         column = converted
     return column.astype(float)
 
@@ -153,11 +155,15 @@ def crossed_design(
         if bad.any():
             counts = runs.loc[bad, status_col].astype(str).value_counts()
             what = ", ".join(f"{n} {s}" for s, n in counts.items())
-            raise ConfigError(f"{what} run(s){where}: a decomposition needs every cell finished; rerun them "
-                              f"(seedbench sweep --retry-failed) or leave their seeds out with --where")
+            raise ConfigError(
+                f"{what} run(s){where}: a decomposition needs every cell finished; rerun them "
+                f"(seedbench sweep --retry-failed) or leave their seeds out with --where"
+            )
     if not np.isfinite(values.to_numpy(dtype=float)).all():
-        raise ConfigError(f"{int((~np.isfinite(values.to_numpy(dtype=float))).sum())} run(s){where} have no finite {metric}; "
-                          f"leave them out with --where or pick another --metric")
+        raise ConfigError(
+            f"{int((~np.isfinite(values.to_numpy(dtype=float))).sum())} run(s){where} have no finite {metric}; "
+            f"leave them out with --where or pick another --metric"
+        )
     wanted = list(factors) if factors is not None else list(columns)
     unknown = [f for f in wanted if f not in columns]
     if unknown:
@@ -183,14 +189,18 @@ def crossed_design(
             notes.append(f"the augment seed varies together with the {partner} seed: the {partner} component includes augmentation")
     for a, b in itertools.combinations(list(used), 2):
         if _aliased(levels[a], levels[b]):
-            raise ConfigError(f"{a} and {b} seeds vary together{where}: each {a} seed goes with one {b} seed, so the design is "
-                              f"not crossed; run every {columns[a]} with every {columns[b]}")
+            raise ConfigError(
+                f"{a} and {b} seeds vary together{where}: each {a} seed goes with one {b} seed, so the design is "
+                f"not crossed; run every {columns[a]} with every {columns[b]}"
+            )
     if not used:
         raise ConfigError(f"no seed factor varies{where}: a decomposition needs init_seed and/or data_seed to take several values")
     if len(used) == 1 and levels[used[0]].nunique() == len(runs):
         f = used[0]
-        raise ConfigError(f"only {f} varies{where}, one run per seed: nothing separates it from run-to-run noise; "
-                          f"cross it with another factor (e.g. every {columns[f]} with several data_seed values)")
+        raise ConfigError(
+            f"only {f} varies{where}, one run per seed: nothing separates it from run-to-run noise; "
+            f"cross it with another factor (e.g. every {columns[f]} with several data_seed values)"
+        )
     level_values = {f: sorted(pd.unique(levels[f]), key=_sort_key) for f in used}
     keys = pd.DataFrame({f: levels[f].to_numpy() for f in used})
     counts = keys.groupby(used, dropna=False).size()
@@ -199,11 +209,15 @@ def crossed_design(
         present = set(counts.index if len(used) > 1 else [(k,) for k in counts.index])
         missing = next(c for c in itertools.product(*level_values.values()) if tuple(c) not in present)
         example = ", ".join(f"{columns[f]}={v}" for f, v in zip(used, missing))
-        raise ConfigError(f"the design is not crossed{where}: {n_cells - len(counts)} of {n_cells} seed combinations have no run "
-                          f"(e.g. {example}); run the missing cells or drop those seeds with --where")
+        raise ConfigError(
+            f"the design is not crossed{where}: {n_cells - len(counts)} of {n_cells} seed combinations have no run "
+            f"(e.g. {example}); run the missing cells or drop those seeds with --where"
+        )
     if counts.nunique() > 1:
-        raise ConfigError(f"the design is unbalanced{where}: cells hold between {counts.min()} and {counts.max()} runs; "
-                          f"make every cell hold the same number of runs (or drop the extra ones with --where)")
+        raise ConfigError(
+            f"the design is unbalanced{where}: cells hold between {counts.min()} and {counts.max()} runs; "
+            f"make every cell hold the same number of runs (or drop the extra ones with --where)"
+        )
     r = int(counts.iloc[0])
     index = [keys[f].map({v: i for i, v in enumerate(level_values[f])}).to_numpy() for f in used]
     order = np.lexsort(tuple(reversed(index)))
@@ -343,9 +357,7 @@ def _f_upper(alpha: float, d1: float, d2: float) -> float:
     return float(stats.f.isf(alpha, d1, d2))
 
 
-def mls_interval(
-    coefs: Sequence[float], ms: Sequence[float | np.ndarray], dfs: Sequence[int], confidence: float = CONFIDENCE
-) -> tuple[Any, Any]:
+def mls_interval(coefs: Sequence[float], ms: Sequence[float | np.ndarray], dfs: Sequence[int], confidence: float = CONFIDENCE) -> tuple[Any, Any]:
     """Modified large-sample interval for gamma = sum_i coefs_i * E[MS_i] (Ting et al. 1990).
 
     Positive and negative coefficients are handled separately, as in Burdick & Graybill (1992,
@@ -508,8 +520,9 @@ def compare_designs(
     the true interval is narrower than the one reported, i.e. this errs on the conservative side.
     """
     if design.factors != baseline.factors or design.replicates != baseline.replicates:
-        raise ConfigError(f"the arms have different designs ({design.describe()} vs {baseline.describe()}); "
-                          f"compare arms run on the same crossed design")
+        raise ConfigError(
+            f"the arms have different designs ({design.describe()} vs {baseline.describe()}); compare arms run on the same crossed design"
+        )
     rng = np.random.default_rng(seed)
     piv_a = _component_pivots(design, rng, n_draws)
     piv_b = _component_pivots(baseline, rng, n_draws)
@@ -633,7 +646,9 @@ def decompose(
                     frame.insert(0, col, value)
                 cmp_frames.append(frame)
     components = pd.concat(comp_frames, ignore_index=True)
-    comparisons = pd.concat(cmp_frames, ignore_index=True) if cmp_frames else pd.DataFrame(columns=[*within, *([by] if by else []), *COMPARISON_COLUMNS])
+    comparisons = (
+        pd.concat(cmp_frames, ignore_index=True) if cmp_frames else pd.DataFrame(columns=[*within, *([by] if by else []), *COMPARISON_COLUMNS])
+    )
     components.attrs.update(metric=metric, by=by, within=within, confidence=confidence)
     return Decomposition(components, comparisons, sorted(set(notes)), metric, by, within)
 

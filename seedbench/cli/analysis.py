@@ -28,8 +28,11 @@ def open_store(args: argparse.Namespace):
     store.sql  # noqa: B018 - open now, so the warning comes before the table
     if store.skipped:
         first = store.skipped[0]
-        Console(stderr=True).print(f"[yellow]warning:[/] skipped {len(store.skipped)} unreadable run folder(s), e.g. {first.path}: {first.reason}",
-                                   highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] skipped {len(store.skipped)} unreadable run folder(s), e.g. {first.path}: {first.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
     return store
 
 
@@ -59,32 +62,79 @@ def cmd_report(args: argparse.Namespace) -> int:
         from seedbench.cli.outputs import check_output
 
         path = check_output(args.html, {".html", ".htm"}, "--html")
-        written = open_store(args).html(path, args.metric, by=args.by or "arm", within=args.within, baseline=args.baseline,
-                                        correction=args.correction, where=args.where, argv=["seedbench", *sys.argv[1:]])
+        written = open_store(args).html(
+            path,
+            args.metric,
+            by=args.by or "arm",
+            within=args.within,
+            baseline=args.baseline,
+            correction=args.correction,
+            where=args.where,
+            argv=["seedbench", *sys.argv[1:]],
+        )
         Console(stderr=True).print(f"wrote {written}")
         return 0
     check_out(args)
-    table, title = open_store(args).report(args.metric, baseline=args.baseline, study=args.study, by=args.by, within=args.within,
-                                           baseline_arm=args.baseline_arm, correction=args.correction, where=args.where)
+    table, title = open_store(args).report(
+        args.metric,
+        baseline=args.baseline,
+        study=args.study,
+        by=args.by,
+        within=args.within,
+        baseline_arm=args.baseline_arm,
+        correction=args.correction,
+        where=args.where,
+    )
     emit(table, args.format, title, args.output)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     check_out(args)
-    result = open_store(args).compare(args.metric, by=args.by, within=args.within, correction=args.correction, paired=not args.unpaired,
-                                      pair_on=args.pair_on, equivalence=args.equivalence, where=args.where)
-    title = (f"{args.metric}: pairwise comparisons by {args.by} (p-values {args.correction}-corrected across all rows; "
-             "mde = smallest difference detectable at 80% power, alpha 0.05, at these n)")
+    result = open_store(args).compare(
+        args.metric,
+        by=args.by,
+        within=args.within,
+        correction=args.correction,
+        paired=not args.unpaired,
+        pair_on=args.pair_on,
+        equivalence=args.equivalence,
+        where=args.where,
+    )
+    title = (
+        f"{args.metric}: pairwise comparisons by {args.by} (p-values {args.correction}-corrected across all rows; "
+        "mde = smallest difference detectable at 80% power, alpha 0.05, at these n)"
+    )
     if args.equivalence is not None:
         title += f"; TOST equivalence within +-{args.equivalence:g}, {args.correction}-corrected"
     if args.format == "terminal" and not args.all_columns:
         from seedbench.analysis.api import columns
 
         within = columns(args.within) if args.within is not None else [c for c in ("model", "dataset") if c not in columns(args.by)]
-        keep = [*within, "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high", "mde",
-                "welch_p_adj", "mwu_p_adj", "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj", "wilcoxon_p_adj",
-                "tost_p_adj", "equivalent"]
+        keep = [
+            *within,
+            "arm_a",
+            "arm_b",
+            "n_a",
+            "n_b",
+            "mean_a",
+            "mean_b",
+            "diff",
+            "diff_ci_low",
+            "diff_ci_high",
+            "mde",
+            "welch_p_adj",
+            "mwu_p_adj",
+            "p_a_gt_b",
+            "std_ratio",
+            "bf_p_adj",
+            "hedges_g",
+            "paired_n",
+            "paired_t_p_adj",
+            "wilcoxon_p_adj",
+            "tost_p_adj",
+            "equivalent",
+        ]
         result = result[[c for c in keep if c in result.columns]]
     emit(result, args.format, title, args.output)
     return 0
@@ -107,7 +157,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
-        "report", help="summarise a store: the thin table, Table-1 layout (--baseline) or a variance study",
+        "report",
+        help="summarise a store: the thin table, Table-1 layout (--baseline) or a variance study",
         description="Without options: one row per method x model x dataset (n, diverged, failed, mean +- std of val/test accuracy). "
         "--baseline METHOD: the random-bases Table 1 layout (methods as columns, 'mean +- std (ratio to baseline)'). "
         "--study variance: per arm mean, std, min, max and the Brown-Forsythe test against the baseline arm, corrected.",
@@ -126,13 +177,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--correction", default="holm", help="multiple-comparison correction: holm (default), fdr_bh, bonferroni, ...")
     p.add_argument("--format", choices=FORMATS, default="terminal")
     p.add_argument("-o", "--output", help="write the table to this file instead of the terminal")
-    p.add_argument("--html", metavar="FILE", help="write one self-contained HTML study report (tables, corrected comparisons, "
-                   "embedded plots, variance decomposition where the design allows, provenance); --by sets the arms (default method), "
-                   "--within the tasks (default model,dataset)")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write one self-contained HTML study report (tables, corrected comparisons, "
+        "embedded plots, variance decomposition where the design allows, provenance); --by sets the arms (default method), "
+        "--within the tasks (default model,dataset)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
-        "compare", help="every pair of arms: difference with CI, Welch, Mann-Whitney, variance tests, Hedges' g",
+        "compare",
+        help="every pair of arms: difference with CI, Welch, Mann-Whitney, variance tests, Hedges' g",
         description="For every pair of arms (values of --by) within each group (--within): difference of means with a CI, "
         "Welch's t-test, Mann-Whitney U with P(A>B), Brown-Forsythe and Levene tests with a bootstrap CI of the std ratio, "
         "Hedges' g, and - when the arms share seeds - paired t and Wilcoxon tests. p-values are corrected across all rows.",
@@ -141,19 +197,24 @@ def add_parsers(sub) -> None:
     )
     _common(p)
     p.add_argument("--metric", default="test_acc")
-    p.add_argument("--by", default="arm", help="arm column(s): arm (default: what each run did), method, init, ... (several: combined into one label)")
+    p.add_argument(
+        "--by", default="arm", help="arm column(s): arm (default: what each run did), method, init, ... (several: combined into one label)"
+    )
     p.add_argument("--within", help="group columns (default: model,dataset minus the --by columns)")
     p.add_argument("--correction", default="holm", help="holm (default), fdr_bh, bonferroni, ... (statsmodels names)")
     p.add_argument("--unpaired", action="store_true", help="skip the paired tests even where arms share seeds")
     p.add_argument("--pair-on", help="column that pairs runs across arms (default: init_seed when the study varies only it, else seed)")
     p.add_argument("--all-columns", action="store_true", help="show every statistic in the terminal table")
-    p.add_argument("--equivalence", type=float, metavar="MARGIN", help="also test equivalence within +-MARGIN (metric units) by TOST, corrected like the rest")
+    p.add_argument(
+        "--equivalence", type=float, metavar="MARGIN", help="also test equivalence within +-MARGIN (metric units) by TOST, corrected like the rest"
+    )
     p.add_argument("--format", choices=FORMATS, default="terminal")
     p.add_argument("-o", "--output", help="write the table to this file")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
-        "plot", help="across-seed distributions per arm, or learning curves with CI bands",
+        "plot",
+        help="across-seed distributions per arm, or learning curves with CI bands",
         description="box/violin/strip/ecdf: one point per seed per arm; curve: mean per epoch with a 95%% t-interval band over seeds; "
         "profile: fraction of runs above each threshold, over tasks, with stratified-bootstrap bands; cd: Demsar's critical-difference "
         "diagram (Friedman test, Nemenyi CD).",
@@ -162,9 +223,13 @@ def add_parsers(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
-    p.add_argument("--kind", choices=PLOT_KINDS, default="box",
-                   help="profile: performance profile over tasks (--within = task columns, default model,dataset); "
-                   "cd: critical-difference diagram of average ranks (>= 3 arms on >= 3 tasks)")
+    p.add_argument(
+        "--kind",
+        choices=PLOT_KINDS,
+        default="box",
+        help="profile: performance profile over tasks (--within = task columns, default model,dataset); "
+        "cd: critical-difference diagram of average ranks (>= 3 arms on >= 3 tasks)",
+    )
     p.add_argument("--metric", default="test_acc")
     p.add_argument("--by", default="arm", help="arm column(s) (default: arm, what each run did)")
     p.add_argument("--within", help="one panel per value of these columns")

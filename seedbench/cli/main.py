@@ -76,8 +76,12 @@ def sweep_spec_from_args(args: argparse.Namespace):
             missing.append("--seeds")
         if missing:
             raise ConfigError(f"sweep needs a YAML file or {', '.join(missing)}; see `seedbench sweep --help`")
-        spec = SweepSpec(methods=split_list(args.method), models=split_list(args.model), datasets=split_list(args.dataset),
-                         seeds=parse_seeds(args.seeds) if args.seeds else ([0] if args.until_decided else []))
+        spec = SweepSpec(
+            methods=split_list(args.method),
+            models=split_list(args.model),
+            datasets=split_list(args.dataset),
+            seeds=parse_seeds(args.seeds) if args.seeds else ([0] if args.until_decided else []),
+        )
     for attr in STREAM_LISTS:
         if getattr(args, attr):
             setattr(spec, attr, parse_seeds(getattr(args, attr), "--" + attr.replace("_", "-")))
@@ -109,13 +113,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from seedbench.sweep.sequential import run_until_decided
 
         def run(grid):
-            summary = run_sweep(grid, retry_failed=args.retry_failed, quiet=args.quiet, engine=grid.engine, address=args.ray_address,
-                                resources=args.resources, argv=sys.argv[1:])
+            summary = run_sweep(
+                grid,
+                retry_failed=args.retry_failed,
+                quiet=args.quiet,
+                engine=grid.engine,
+                address=args.ray_address,
+                resources=args.resources,
+                argv=sys.argv[1:],
+            )
             console.print(f"round of {len(grid.seeds)} seeds: trained {summary.trained}, reused {summary.reused}, failed {len(summary.failed)}")
             return summary
 
-        result = run_until_decided(spec, by=args.by, metric=args.metric, alpha=args.alpha, max_seeds=args.max_seeds, step=args.step,
-                                   spending=args.spending, margin=args.equivalence, run=run)
+        result = run_until_decided(
+            spec,
+            by=args.by,
+            metric=args.metric,
+            alpha=args.alpha,
+            max_seeds=args.max_seeds,
+            step=args.step,
+            spending=args.spending,
+            margin=args.equivalence,
+            run=run,
+        )
         sys.stdout.write(result.render() + "\n")
         return 0
     if args.dry_run:
@@ -124,8 +144,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         plan = dry_run(spec, retry_failed=args.retry_failed, resources=args.resources)
         console.print(plan.describe())
         return 0
-    summary = run_sweep(spec, retry_failed=args.retry_failed, quiet=args.quiet, engine=spec.engine, address=args.ray_address,
-                        resources=args.resources, argv=sys.argv[1:])
+    summary = run_sweep(
+        spec,
+        retry_failed=args.retry_failed,
+        quiet=args.quiet,
+        engine=spec.engine,
+        address=args.ray_address,
+        resources=args.resources,
+        argv=sys.argv[1:],
+    )
     console.print(
         f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}), "
         f"reused {summary.reused}, failed {len(summary.failed)}"
@@ -134,7 +161,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         + f" in {summary.seconds:.1f} s on the {summary.engine} engine  [dim]store: {summary.store}[/]"
     )
     for label, error in summary.failed:
-        Console(stderr=True).print(f"[red]failed[/] {escape(label)}: {escape(error)}  [dim](traceback in the cell's folder)[/]", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"[red]failed[/] {escape(label)}: {escape(error)}  [dim](traceback in the cell's folder)[/]", highlight=False, soft_wrap=True
+        )
     for label in summary.skipped_failed:
         console.print(f"[yellow]failed earlier[/] {escape(label)} (rerun with --retry-failed)")
     return 0 if summary.ok else 1
@@ -156,8 +185,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     for warning in warnings:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if args.format == "json":
-        rows = [{"sweep": s.id, "grid": s.summary, "engine": s.engine, "updated_at": s.updated_at, "cells": s.total, **s.counts,
-                 **({"not_finished": [c for c in s.cells if c["state"] != "finished"]} if args.cells else {})} for s in sweeps]
+        rows = [
+            {
+                "sweep": s.id,
+                "grid": s.summary,
+                "engine": s.engine,
+                "updated_at": s.updated_at,
+                "cells": s.total,
+                **s.counts,
+                **({"not_finished": [c for c in s.cells if c["state"] != "finished"]} if args.cells else {}),
+            }
+            for s in sweeps
+        ]
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return 0
     console = _console()
@@ -166,8 +205,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     colours = {"finished": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "white"}
     rows = [
-        [s.id[:8], s.summary, datetime.datetime.fromtimestamp(s.updated_at).strftime("%m-%d %H:%M"), str(s.total),
-         *(str(s.counts[k]) for k in STATES)]
+        [
+            s.id[:8],
+            s.summary,
+            datetime.datetime.fromtimestamp(s.updated_at).strftime("%m-%d %H:%M"),
+            str(s.total),
+            *(str(s.counts[k]) for k in STATES),
+        ]
         for s in sweeps
     ]
     table = Table(title=f"sweeps in {directory}", title_justify="left", box=None, padding=(0, 1, 0, 0), header_style="bold underline")
@@ -237,26 +281,54 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seedbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("sweep", help="train a grid of cells (reusing finished ones)", description="Train every cell of a methods x models x datasets x seeds grid and store the results.", epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "sweep",
+        help="train a grid of cells (reusing finished ones)",
+        description="Train every cell of a methods x models x datasets x seeds grid and store the results.",
+        epilog=EPILOG_SWEEP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("spec", nargs="?", help="a sweep YAML file (keys: methods, models, datasets, seeds, presets, overrides, store, plugins)")
     p.add_argument("--method", help="comma-separated methods, e.g. sgd,rbd (`seedbench methods` lists them)")
     p.add_argument("--model", help="comma-separated models, e.g. fc,cnn")
     p.add_argument("--dataset", help="comma-separated datasets, e.g. digits,fmnist")
     _seed_flags(p)
-    p.add_argument("--preset", "--version", dest="preset", metavar="PRESETS", help="comma-separated presets applied after model/dataset, e.g. table1 (the method's own, then machinable.yaml's)")
+    p.add_argument(
+        "--preset",
+        "--version",
+        dest="preset",
+        metavar="PRESETS",
+        help="comma-separated presets applied after model/dataset, e.g. table1 (the method's own, then machinable.yaml's)",
+    )
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable), e.g. --set lr=0.1")
     p.add_argument("--store", help="results store directory (default: ./storage in the project)")
     p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells that failed in an earlier sweep")
     p.add_argument("--engine", choices=["local", "ray"], help="local: one cell after another in this process (default); ray: every cell a Ray task")
-    p.add_argument("--ray-address", metavar="auto|HOST:PORT", help="join a running Ray cluster (implies --engine ray); default: start a local Ray sized to this machine")
-    p.add_argument("--resources", metavar="JSON", help='per-cell resources overriding the presets, e.g. \'{"num_gpus": 0.25}\' or \'{"num_cpus": 2, "IPU": 1}\' (identity unchanged)')
-    p.add_argument("--pack", metavar="K|auto", help="train K cells that differ only in their seeds as one vectorized model (1 = off, the default; auto = the measured best K per model, method and device)")
-    p.add_argument("--dry-run", action="store_true", help="validate and print what would run (new, reused, failed before, packs) without running anything")
+    p.add_argument(
+        "--ray-address",
+        metavar="auto|HOST:PORT",
+        help="join a running Ray cluster (implies --engine ray); default: start a local Ray sized to this machine",
+    )
+    p.add_argument(
+        "--resources",
+        metavar="JSON",
+        help='per-cell resources overriding the presets, e.g. \'{"num_gpus": 0.25}\' or \'{"num_cpus": 2, "IPU": 1}\' (identity unchanged)',
+    )
+    p.add_argument(
+        "--pack",
+        metavar="K|auto",
+        help="train K cells that differ only in their seeds as one vectorized model (1 = off, the default; auto = the measured best K per model, method and device)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and print what would run (new, reused, failed before, packs) without running anything"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     seq = p.add_argument_group("sequential seeds (--until-decided): stop as soon as every pair of arms is decided")
-    seq.add_argument("--until-decided", action="store_true", help="run seeds in rounds with a group-sequential test (Lan-DeMets alpha spending, Holm across pairs)")
+    seq.add_argument(
+        "--until-decided", action="store_true", help="run seeds in rounds with a group-sequential test (Lan-DeMets alpha spending, Holm across pairs)"
+    )
     seq.add_argument("--by", default="arm", help="what the arms are: arm (default), method or a config key")
     seq.add_argument("--metric", default="val_acc", help="the metric compared (default val_acc)")
     seq.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate over all looks and pairs (default 0.05)")
@@ -266,7 +338,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     seq.add_argument("--equivalence", type=float, metavar="MARGIN", help="also stop a pair whose repeated CI lies within +-MARGIN")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("status", help="per sweep: finished / running / failed / diverged / pending cells", description="For every sweep recorded in a store, count its cells by state (from the run folders; works while sweeps run).")
+    p = sub.add_parser(
+        "status",
+        help="per sweep: finished / running / failed / diverged / pending cells",
+        description="For every sweep recorded in a store, count its cells by state (from the run folders; works while sweeps run).",
+    )
     p.add_argument("--store", help="results store directory (default: ./storage in the project)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--cells", action="store_true", help="also list every cell that is not finished")
@@ -282,16 +358,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         add_query_parser(sub)
         add_export_parser(sub)
 
-    p = sub.add_parser("methods", help="the registered methods, models, datasets and initializers (plugins included)", description="List what a sweep can name: methods (with aliases), models, datasets and initializers, including those of --plugin files.")
+    p = sub.add_parser(
+        "methods",
+        help="the registered methods, models, datasets and initializers (plugins included)",
+        description="List what a sweep can name: methods (with aliases), models, datasets and initializers, including those of --plugin files.",
+    )
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_methods)
 
-    p = sub.add_parser("datasets", help="which datasets are available where, and how to get the missing ones", description="List the datasets seedbench knows, where each was found, and how to get the missing ones.")
+    p = sub.add_parser(
+        "datasets",
+        help="which datasets are available where, and how to get the missing ones",
+        description="List the datasets seedbench knows, where each was found, and how to get the missing ones.",
+    )
     p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_datasets)
     for command in sub.choices.values():  # every command can load the user's own methods, models, datasets
-        command.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE", help="a Python file or module that registers methods, models, datasets or initializers (repeatable)")
+        command.add_argument(
+            "--plugin",
+            action="append",
+            metavar="PATH_OR_MODULE",
+            help="a Python file or module that registers methods, models, datasets or initializers (repeatable)",
+        )
     return parser
 
 
@@ -300,7 +389,10 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     methods = [registry.get_method(m) for m in registry.method_names(aliases=False)]
     rows = {
-        "methods": [{"name": m.name, "description": m.description, "presets": sorted(m.presets), "packable": m.packable, "frameworks": list(m.frameworks)} for m in methods],
+        "methods": [
+            {"name": m.name, "description": m.description, "presets": sorted(m.presets), "packable": m.packable, "frameworks": list(m.frameworks)}
+            for m in methods
+        ],
         "aliases": [{"name": n, "method": t, "patch": p} for n, (t, p) in sorted(registry.aliases().items())],
         "models": [{"name": n, "default_init": registry.get_model(n).default_init} for n in registry.model_names()],
         "datasets": registry.dataset_names(),

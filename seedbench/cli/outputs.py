@@ -79,7 +79,9 @@ def check_output(path: str | os.PathLike, allowed: set[str], flag: str = "-o") -
             with open(target, "ab"):
                 pass
         except OSError as exc:
-            raise ConfigError(f"{flag} {shown}: exists but cannot be written ({exc.strerror or exc}); check its permissions or choose another name") from None
+            raise ConfigError(
+                f"{flag} {shown}: exists but cannot be written ({exc.strerror or exc}); check its permissions or choose another name"
+            ) from None
     return target
 
 

@@ -69,8 +69,8 @@ def _stderr_warn(message: str) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from seedbench.sweep.runners.store_context import store_dir
     from seedbench.store import Store
+    from seedbench.sweep.runners.store_context import store_dir
 
     return Store(store_dir(args.store), rebuild=getattr(args, "rebuild_cache", False), warn=_stderr_warn)
 
@@ -243,11 +243,16 @@ def add_query_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     )
     p.add_argument("sql", metavar="SQL", help='the query, e.g. "SELECT model, avg(test_acc) FROM runs GROUP BY model"')
     p.add_argument("--store", help=STORE_HELP)
-    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default=None,
-                   help="output: table (terminal), csv (full precision), json (records; NaN as null), markdown "
-                   "(default: table, or what the -o file's extension says)")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the result to FILE (.csv, .json, .md, .txt) instead of stdout; checked before the query runs")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "markdown"],
+        default=None,
+        help="output: table (terminal), csv (full precision), json (records; NaN as null), markdown "
+        "(default: table, or what the -o file's extension says)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the result to FILE (.csv, .json, .md, .txt) instead of stdout; checked before the query runs"
+    )
     p.add_argument("--rebuild-cache", action="store_true", help="re-read every run folder instead of only the changed ones")
     p.set_defaults(func=cmd_query)
     return p
@@ -262,11 +267,14 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="file format (default: parquet)")
-    p.add_argument("--table", choices=["runs", "epochs", "both"], default="runs",
-                   help="which view to write (default: runs); both: -o is a folder receiving runs.<format> and epochs.<format>")
+    p.add_argument(
+        "--table",
+        choices=["runs", "epochs", "both"],
+        default="runs",
+        help="which view to write (default: runs); both: -o is a folder receiving runs.<format> and epochs.<format>",
+    )
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="output file, or folder (always a folder with --table both)")
     p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--rebuild-cache", action="store_true", help="re-read every run folder instead of only the changed ones")
     p.set_defaults(func=cmd_export)
     return p
-

@@ -89,8 +89,19 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     conf = f"{args.confidence:.0%}"
     parts = [_render(shown, args.format, f"variance components of {args.metric} ({conf} MLS intervals; ANOVA/EMS estimates)")]
     if not comparisons.empty:
-        cols = [*keys, "baseline", "component", "std", "std_baseline", "std_ratio", "std_ratio_ci_low", "std_ratio_ci_high",
-                "var_diff", "var_diff_ci_low", "var_diff_ci_high"]
+        cols = [
+            *keys,
+            "baseline",
+            "component",
+            "std",
+            "std_baseline",
+            "std_ratio",
+            "std_ratio_ci_low",
+            "std_ratio_ci_high",
+            "var_diff",
+            "var_diff_ci_low",
+            "var_diff_ci_high",
+        ]
         parts.append(_render(comparisons[cols], args.format, f"each arm vs the baseline arm ({conf} generalized confidence intervals)"))
         parts.append("\n".join(result.sentences(args.component)) + "\n")
     if result.notes:
@@ -139,7 +150,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub) -> None:
     """Add `decompose` and `power` to the seedbench sub-command parser."""
     p = sub.add_parser(
-        "decompose", help="variance components of a crossed seed design (init / data order / augmentation / residual) with CIs",
+        "decompose",
+        help="variance components of a crossed seed design (init / data order / augmentation / residual) with CIs",
         description="For runs of a crossed design (every init_seed with every data_seed, optionally every augment_seed), split the "
         "across-seed variance of --metric into components per arm (random-effects ANOVA, expected mean squares) with modified "
         "large-sample intervals, and say how each arm changes each component against the baseline arm (generalized intervals). "
@@ -160,12 +172,13 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_decompose)
 
     p = sub.add_parser(
-        "power", help="seeds per arm needed to detect a mean difference or a std ratio, from pilot runs",
+        "power",
+        help="seeds per arm needed to detect a mean difference or a std ratio, from pilot runs",
         description="From pilot runs (select them with --where), the pooled within-arm SD of --metric gives the seeds per arm a "
         "two-sided two-sample t-test needs to detect --effect (statsmodels TTestIndPower), also at the SD's 80%% upper confidence "
         "limit; --std-ratio gives the seeds for the F-test (analytic) and the Brown-Forsythe test (simulated). Without either: the "
         "minimal detectable difference at the pilot's n.",
-        epilog="examples:\n  seedbench power --metric test_acc --by method --where \"seed < 5\" --effect 0.005\n"
+        epilog='examples:\n  seedbench power --metric test_acc --by method --where "seed < 5" --effect 0.005\n'
         "  seedbench power --metric test_acc --by init --std-ratio 0.5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,9 +1,9 @@
 """The built-in datasets, registered the way a plugin registers its own (numpy only, no torch).
 
-    digits   scikit-learn's bundled 8x8 digits, resized to 28x28 (read from its CSV, no sklearn import)
-    mnist    four IDX files (raw or .gz) in DIR/mnist
-    fmnist   the same format in DIR/fmnist, or Debian's dataset-fashion-mnist package
-    cifar10  the 'python version' pickle batches in DIR/cifar10
+digits   scikit-learn's bundled 8x8 digits, resized to 28x28 (read from its CSV, no sklearn import)
+mnist    four IDX files (raw or .gz) in DIR/mnist
+fmnist   the same format in DIR/fmnist, or Debian's dataset-fashion-mnist package
+cifar10  the 'python version' pickle batches in DIR/cifar10
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ def load_idx(directory: Path) -> RawSplits:
     for key, stem in IDX_FILES.items():
         path = _idx_path(directory, stem)
         if path is None:
-            raise DataError(
-                f"{directory / stem}(.gz): missing; the folder needs {', '.join(IDX_FILES.values())} (raw or .gz), re-download it"
-            )
+            raise DataError(f"{directory / stem}(.gz): missing; the folder needs {', '.join(IDX_FILES.values())} (raw or .gz), re-download it")
         paths[key] = path
     arrays = {key: read_idx(path, 3 if key.endswith("images") else 1) for key, path in paths.items()}
     return RawSplits(
-        arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"],
+        arrays["train_images"],
+        arrays["train_labels"],
+        arrays["test_images"],
+        arrays["test_labels"],
         {key: str(path) for key, path in paths.items()},
     )
 
@@ -94,7 +95,10 @@ def load_cifar10(directory: Path) -> RawSplits:
     x_train, y_train, x_test, y_test = read_cifar10(directory, classes=10)
     train = f"{directory}/data_batch_1..5"
     return RawSplits(
-        x_train, y_train, x_test, y_test,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
         {"train_images": train, "train_labels": train, "test_images": str(directory / TEST_BATCH), "test_labels": str(directory / TEST_BATCH)},
     )
 
@@ -176,7 +180,13 @@ def load_digits(path: Path) -> RawSplits:
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(labels))
     n_test = len(labels) // 5
     test, train = order[:n_test], order[n_test:]
-    return RawSplits(pixels[train], labels[train], pixels[test], labels[test], {key: str(path) for key in ("train_images", "train_labels", "test_images", "test_labels")})
+    return RawSplits(
+        pixels[train],
+        labels[train],
+        pixels[test],
+        labels[test],
+        {key: str(path) for key in ("train_images", "train_labels", "test_images", "test_labels")},
+    )
 
 
 # -- registration ---------------------------------------------------------------------------------------
@@ -184,26 +194,45 @@ def load_digits(path: Path) -> RawSplits:
 # The built-in datasets; seedbench.data.registry registers them on first use, as it registers a plugin's.
 BUILTINS: list[DatasetSpec] = [
     DatasetSpec(
-    name="digits", classes=10, shape=(1, DIGITS_SIDE, DIGITS_SIDE), load=load_digits, locate=locate_digits,
-    val_size=300,  # digits is small (1,437 training images), so it holds out less
-    augmentation="mnist", how_to_get="ships with scikit-learn; run `pip install scikit-learn`",
-    description="scikit-learn's 1,797 8x8 digits resized to 28x28",
+        name="digits",
+        classes=10,
+        shape=(1, DIGITS_SIDE, DIGITS_SIDE),
+        load=load_digits,
+        locate=locate_digits,
+        val_size=300,  # digits is small (1,437 training images), so it holds out less
+        augmentation="mnist",
+        how_to_get="ships with scikit-learn; run `pip install scikit-learn`",
+        description="scikit-learn's 1,797 8x8 digits resized to 28x28",
     ),
     DatasetSpec(
-    name="mnist", classes=10, shape=(1, 28, 28), load=load_idx, locate=idx_locator(["mnist", "MNIST"]),
-    val_size=10_000, augmentation="mnist",
-    how_to_get="put train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz) "
-    f"and t10k-labels-idx1-ubyte(.gz) in DIR/mnist {_DATA_DIR_HINT}",
+        name="mnist",
+        classes=10,
+        shape=(1, 28, 28),
+        load=load_idx,
+        locate=idx_locator(["mnist", "MNIST"]),
+        val_size=10_000,
+        augmentation="mnist",
+        how_to_get="put train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz) "
+        f"and t10k-labels-idx1-ubyte(.gz) in DIR/mnist {_DATA_DIR_HINT}",
     ),
     DatasetSpec(
-    name="fmnist", classes=10, shape=(1, 28, 28), load=load_idx,
-    locate=idx_locator(["fmnist", "fashion-mnist", "fashion_mnist", "FashionMNIST"], [DEBIAN_FMNIST]),
-    val_size=10_000, augmentation="mnist",
-    how_to_get=f"run `apt-get install dataset-fashion-mnist` (Debian), or put the four Fashion-MNIST IDX files in DIR/fmnist {_DATA_DIR_HINT}",
+        name="fmnist",
+        classes=10,
+        shape=(1, 28, 28),
+        load=load_idx,
+        locate=idx_locator(["fmnist", "fashion-mnist", "fashion_mnist", "FashionMNIST"], [DEBIAN_FMNIST]),
+        val_size=10_000,
+        augmentation="mnist",
+        how_to_get=f"run `apt-get install dataset-fashion-mnist` (Debian), or put the four Fashion-MNIST IDX files in DIR/fmnist {_DATA_DIR_HINT}",
     ),
     DatasetSpec(
-    name="cifar10", classes=10, shape=(3, 32, 32), load=load_cifar10, locate=locate_cifar10,
-    val_size=10_000, augmentation="cifar10",
-    how_to_get=f"extract cifar-10-python.tar.gz (data_batch_1..5, test_batch) into DIR/cifar10 {_DATA_DIR_HINT}",
+        name="cifar10",
+        classes=10,
+        shape=(3, 32, 32),
+        load=load_cifar10,
+        locate=locate_cifar10,
+        val_size=10_000,
+        augmentation="cifar10",
+        how_to_get=f"extract cifar-10-python.tar.gz (data_batch_1..5, test_batch) into DIR/cifar10 {_DATA_DIR_HINT}",
     ),
 ]

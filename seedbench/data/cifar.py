@@ -63,8 +63,7 @@ def _load_pickle(path: Path) -> object:
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(
-            f"{path}: missing CIFAR-10 batch file; the directory needs data_batch_1..5 and test_batch "
-            "(extract cifar-10-python.tar.gz there)"
+            f"{path}: missing CIFAR-10 batch file; the directory needs data_batch_1..5 and test_batch (extract cifar-10-python.tar.gz there)"
         ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({' '.join(str(exc.strerror or exc).split())}); check its permissions") from None
@@ -121,9 +120,7 @@ def read_batch(path: Path, classes: int | None = None) -> tuple[np.ndarray, np.n
         kind = f"a {data.dtype} array" if isinstance(data, np.ndarray) else f"a {type(data).__name__}"
         raise DataError(f"{path}: pixel data is {kind}, expected a uint8 array; the file is not a CIFAR-10 batch, re-download it")
     if data.ndim != 2 or data.shape[1] != ROW:
-        raise DataError(
-            f"{path}: image rows have {data.shape[-1] if data.ndim else 0} values, expected {ROW} (3x32x32); truncated or wrong file"
-        )
+        raise DataError(f"{path}: image rows have {data.shape[-1] if data.ndim else 0} values, expected {ROW} (3x32x32); truncated or wrong file")
     labels = _labels(path, labels, classes)
     if len(data) != len(labels):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels; the file is inconsistent, re-download it")

@@ -62,10 +62,7 @@ def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
             f"{what} must be unsigned bytes (type 0x08), so this is not an MNIST-format file; re-download it"
         )
     if ndim != expected_ndim:
-        raise DataError(
-            f"{path}: IDX file has {ndim} dimensions, expected {expected_ndim} "
-            f"({what}); are images and labels swapped?"
-        )
+        raise DataError(f"{path}: IDX file has {ndim} dimensions, expected {expected_ndim} ({what}); are images and labels swapped?")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header; re-download the file")
@@ -74,10 +71,7 @@ def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     count = int(np.prod(shape, dtype=np.int64))
     needed = count * dtype.itemsize
     if len(raw) - header < needed:
-        raise DataError(
-            f"{path}: truncated file: header promises {needed} data bytes, found {len(raw) - header}; "
-            "re-download it"
-        )
+        raise DataError(f"{path}: truncated file: header promises {needed} data bytes, found {len(raw) - header}; re-download it")
     if len(raw) - header > needed:
         raise DataError(
             f"{path}: {len(raw) - header - needed} bytes after the {needed} data bytes the header promises; "

@@ -26,18 +26,15 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from seedbench.errors import ConfigError, DataError
-
 # Train-time augmentations seedbench.data.augment provides by name (kept here so a spec can be
 # checked without importing torch; tests/test_data_safety.py keeps the two lists equal).
-from seedbench.data.spec import (  # noqa: E402 - the types a dataset is declared with, re-exported for plugins
+from seedbench.data.spec import (  # noqa: F401 - the types a dataset is declared with, re-exported for plugins
     BUILTIN_AUGMENTATIONS,
     SPLIT_SEED,
     DataDir,
@@ -46,6 +43,7 @@ from seedbench.data.spec import (  # noqa: E402 - the types a dataset is declare
     RawSplits,
     data_dirs,
 )
+from seedbench.errors import ConfigError, DataError
 
 _DATASETS: dict[str, DatasetSpec] = {}
 _LOCK = threading.RLock()
@@ -86,6 +84,7 @@ def register_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
 
 def _identity(spec: DatasetSpec) -> tuple:
     """A spec's fields with callables by qualified name: a plugin imported twice registers the same spec."""
+
     def key(value: Any) -> Any:
         return (getattr(value, "__module__", None), getattr(value, "__qualname__", repr(value))) if callable(value) else value
 
@@ -115,7 +114,9 @@ def dataset_names() -> list[str]:
 def _check_data_dirs(data_dir: DataDir) -> None:
     for directory in data_dirs(data_dir):
         if directory.exists() and not directory.is_dir():
-            raise DataError(f"{directory}: the data directory is a file, not a directory; pass the folder holding the datasets as --data-dir (or SEEDBENCH_DATA)")
+            raise DataError(
+                f"{directory}: the data directory is a file, not a directory; pass the folder holding the datasets as --data-dir (or SEEDBENCH_DATA)"
+            )
 
 
 def locate_or_raise(spec: DatasetSpec, data_dir: DataDir = None) -> Path:
@@ -131,6 +132,7 @@ def locate_or_raise(spec: DatasetSpec, data_dir: DataDir = None) -> Path:
 
 def _fingerprint(location: Path) -> tuple:
     """What identifies the dataset's files on disk: names, kinds, sizes and mtimes (one stat each)."""
+
     def stat(path: Path, name: str) -> tuple:
         try:
             st = path.stat()

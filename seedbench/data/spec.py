@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from seedbench.errors import ConfigError
 
 BUILTIN_AUGMENTATIONS = frozenset({"mnist", "cifar10"})
@@ -85,8 +87,7 @@ class DatasetSpec:
         aug = self.augmentation
         if not (aug is None or callable(aug) or (isinstance(aug, str) and aug in BUILTIN_AUGMENTATIONS)):
             raise ConfigError(
-                f"{where}: augmentation={aug!r} must be one of {', '.join(sorted(BUILTIN_AUGMENTATIONS))}, a callable or None; "
-                "fix its DatasetSpec"
+                f"{where}: augmentation={aug!r} must be one of {', '.join(sorted(BUILTIN_AUGMENTATIONS))}, a callable or None; fix its DatasetSpec"
             )
         if not isinstance(self.how_to_get, str) or "\n" in self.how_to_get:
             raise ConfigError(f"{where}: how_to_get must be one line of text; fix its DatasetSpec")

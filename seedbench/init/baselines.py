@@ -19,8 +19,8 @@ Choices the sources leave open, made here once for every arm of a study:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Integral
-from typing import Callable
 
 import torch
 from torch import nn

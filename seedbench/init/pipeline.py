@@ -7,7 +7,7 @@ order, so a seed fixes every layer's weights.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

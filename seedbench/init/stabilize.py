@@ -12,8 +12,8 @@ initialises a tensor of the ORIGINAL shape.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 
@@ -23,9 +23,7 @@ from seedbench.init.strength import as_matrix, strength_score
 InitFn = Callable[..., torch.Tensor]
 
 
-def stabilize_strength_(
-    tensor: torch.Tensor, init_fn: InitFn | str, tries: int = 100, generator: GeneratorLike = None
-) -> torch.Tensor:
+def stabilize_strength_(tensor: torch.Tensor, init_fn: InitFn | str, tries: int = 100, generator: GeneratorLike = None) -> torch.Tensor:
     """Fill `tensor` in place with the lowest-score of `tries` draws of `init_fn`; returns `tensor`.
 
     `init_fn` is a torch.nn.init-style callable (tensor -> tensor, optionally taking `generator=`) or a

@@ -101,7 +101,9 @@ class Method:
         if cfg.stop_rule is None:
             updates["stop_rule"] = self.stop_rule
         if cfg.framework not in self.frameworks:
-            raise ConfigError(f"method {self.name} has no {cfg.framework} runner (it runs on: {', '.join(self.frameworks)}); drop framework={cfg.framework}")
+            raise ConfigError(
+                f"method {self.name} has no {cfg.framework} runner (it runs on: {', '.join(self.frameworks)}); drop framework={cfg.framework}"
+            )
         return cfg.model_copy(update=updates) if updates else cfg
 
     def arm_label(self, cfg: TrialConfig, model_default_init: str | None = None) -> str:

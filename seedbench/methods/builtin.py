@@ -21,12 +21,24 @@ ALIASES: dict[str, tuple[str, dict]] = {
 # The random-bases networks apply Keras's defaults themselves (Glorot-uniform kernels, zero biases);
 # the zoo keeps PyTorch's own layer initialization unless a cell asks for another.
 MODELS: list[dict] = [
-    {"name": "fc", "build": "seedbench.models.fc_cnn:FC", "default_init": "xavier_uniform", "packable": True,
-     "description": "784-128-10 MLP of the random-bases study"},
-    {"name": "cnn", "build": "seedbench.models.fc_cnn:CNN", "default_init": "xavier_uniform", "packable": True,
-     "description": "3-conv CNN of the random-bases study"},
-    *({"name": name, "build": f"seedbench.models.zoo:ZOO.{name}", "default_init": "default"}
-      for name in ("base", "alexnet", "resnet50", "vgg19", "googlenet", "squeezenet", "nvidia", "convmixer", "resnet18")),
+    {
+        "name": "fc",
+        "build": "seedbench.models.fc_cnn:FC",
+        "default_init": "xavier_uniform",
+        "packable": True,
+        "description": "784-128-10 MLP of the random-bases study",
+    },
+    {
+        "name": "cnn",
+        "build": "seedbench.models.fc_cnn:CNN",
+        "default_init": "xavier_uniform",
+        "packable": True,
+        "description": "3-conv CNN of the random-bases study",
+    },
+    *(
+        {"name": name, "build": f"seedbench.models.zoo:ZOO.{name}", "default_init": "default"}
+        for name in ("base", "alexnet", "resnet50", "vgg19", "googlenet", "squeezenet", "nvidia", "convmixer", "resnet18")
+    ),
 ]
 
 INITIALIZERS: dict[str, str] = {

@@ -52,9 +52,18 @@ def supwalsh_prepare(cfg: SupWalshConfig, model, data, device: str, seeds: dict[
     codes = make_codes(cfg.codes, data.num_classes, generator=gen)
     aux = SupWalsh(data.in_shape, codes, generator=gen)
     stats = pretrain(
-        model, aux, data.x_train, data.y_train,
-        epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr, seed=cfg.seed,
-        inputs=cfg.pretrain_inputs, keep=cfg.keep, device=device, max_steps=cfg.pretrain_max_steps,
+        model,
+        aux,
+        data.x_train,
+        data.y_train,
+        epochs=cfg.pretrain_epochs,
+        batch_size=cfg.pretrain_batch,
+        lr=cfg.pretrain_lr,
+        seed=cfg.seed,
+        inputs=cfg.pretrain_inputs,
+        keep=cfg.keep,
+        device=device,
+        max_steps=cfg.pretrain_max_steps,
     )
     del aux  # Sup-Walsh is discarded: the main model keeps its pretrained weights
     return {"arm": "with", "inputs": cfg.pretrain_inputs, "codes": cfg.codes, **_scalars(stats)}

@@ -31,9 +31,12 @@ class ConvMixer(nn.Sequential):
             blocks.append(Residual(nn.Sequential(nn.Conv2d(dim, dim, kernel, groups=dim, padding=kernel // 2), *_act_bn(dim))))
             blocks += [nn.Conv2d(dim, dim, 1), *_act_bn(dim)]
         super().__init__(
-            nn.Conv2d(in_channels, dim, patch, stride=patch), *_act_bn(dim),
+            nn.Conv2d(in_channels, dim, patch, stride=patch),
+            *_act_bn(dim),
             *blocks,
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(dim, num_classes),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(dim, num_classes),
         )
 
 

@@ -35,9 +35,15 @@ class CNN(nn.Sequential):
     def __init__(self, in_shape: tuple[int, int, int], num_classes: int = 10):
         c, h, w = in_shape
         features = nn.Sequential(
-            nn.Conv2d(c, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+            nn.Conv2d(c, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3),
+            nn.ReLU(),
+            nn.Flatten(),
         )
         with torch.no_grad():
             flat = features(torch.zeros(1, c, h, w)).shape[1]

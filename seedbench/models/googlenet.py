@@ -42,8 +42,11 @@ class GoogLeNet(nn.Module):
         super().__init__()
         pool = lambda kernel=3: nn.MaxPool2d(kernel, stride=2, ceil_mode=True)  # noqa: E731
         self.stem = nn.Sequential(
-            ConvBN(in_channels, 64, 7, stride=2, padding=3), pool(),
-            ConvBN(64, 64, 1), ConvBN(64, 192, 3, padding=1), pool(),
+            ConvBN(in_channels, 64, 7, stride=2, padding=3),
+            pool(),
+            ConvBN(64, 64, 1),
+            ConvBN(64, 192, 3, padding=1),
+            pool(),
         )
         self.inceptions = nn.Sequential(
             Inception(192, 64, 96, 128, 16, 32, 32),

@@ -128,9 +128,7 @@ class Stage(nn.Module):
     def __init__(self, in_ch: int, dim: int, config: MiTConfig, index: int, drop_paths: list[float]):
         super().__init__()
         self.embed = PatchEmbed(in_ch, dim, config.patch_sizes[index], config.strides[index])
-        self.blocks = nn.ModuleList(
-            Block(dim, config.heads[index], config.reductions[index], config.mlp_ratio, p) for p in drop_paths
-        )
+        self.blocks = nn.ModuleList(Block(dim, config.heads[index], config.reductions[index], config.mlp_ratio, p) for p in drop_paths)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -46,8 +46,10 @@ class Bottleneck(nn.Module):
         super().__init__()
         out_ch = width * self.expansion
         self.body = nn.Sequential(
-            *_conv_bn(in_ch, width, 1), nn.ReLU(inplace=True),
-            *_conv_bn(width, width, 3, stride), nn.ReLU(inplace=True),
+            *_conv_bn(in_ch, width, 1),
+            nn.ReLU(inplace=True),
+            *_conv_bn(width, width, 3, stride),
+            nn.ReLU(inplace=True),
             *_conv_bn(width, out_ch, 1),
         )
         self.shortcut = _shortcut(in_ch, out_ch, stride)
@@ -69,7 +71,9 @@ class ResNet(nn.Module):
         super().__init__()
         if imagenet_stem:
             self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, stride=2, padding=1),
             )
         else:

@@ -31,9 +31,18 @@ class SqueezeNet(nn.Module):
         super().__init__()
         pool = lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True)  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 96, 7, stride=2), nn.ReLU(inplace=True), pool(),
-            Fire(96, 16, 64, 64), Fire(128, 16, 64, 64), Fire(128, 32, 128, 128), pool(),
-            Fire(256, 32, 128, 128), Fire(256, 48, 192, 192), Fire(384, 48, 192, 192), Fire(384, 64, 256, 256), pool(),
+            nn.Conv2d(in_channels, 96, 7, stride=2),
+            nn.ReLU(inplace=True),
+            pool(),
+            Fire(96, 16, 64, 64),
+            Fire(128, 16, 64, 64),
+            Fire(128, 32, 128, 128),
+            pool(),
+            Fire(256, 32, 128, 128),
+            Fire(256, 48, 192, 192),
+            Fire(384, 48, 192, 192),
+            Fire(384, 64, 256, 256),
+            pool(),
             Fire(512, 64, 256, 256),
         )
         self.classifier = nn.Sequential(

@@ -84,7 +84,6 @@ def _checked(name: str, builder: Builder) -> Builder:
 ZOO: dict[str, Builder] = {name: _checked(name, builder) for name, builder in _FAMILIES.items()}
 
 
-
 def parameter_table(shapes: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (1, 28, 28), (3, 32, 32))) -> str:
     """Markdown table of trainable parameters per model and input shape (10 classes), built on meta."""
     header = ["model", *("x".join(map(str, s)) for s in shapes), "smallest 1-channel input"]

@@ -14,6 +14,17 @@ from seedbench.optim.projector import BASES, COMPARTMENTS, NORMALIZATIONS
 from seedbench.optim.rbd import RBD
 
 __all__ = [
-    "BASES", "COMPARTMENTS", "DISTRIBUTIONS", "FPD", "NES", "NORMALIZATIONS", "RBD",
-    "fwht", "generate_directions", "hadamard_directions", "next_pow2", "rank_utilities", "step_seed",
+    "BASES",
+    "COMPARTMENTS",
+    "DISTRIBUTIONS",
+    "FPD",
+    "NES",
+    "NORMALIZATIONS",
+    "RBD",
+    "fwht",
+    "generate_directions",
+    "hadamard_directions",
+    "next_pow2",
+    "rank_utilities",
+    "step_seed",
 ]

@@ -69,9 +69,7 @@ class RandomBasesOptimizer(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         extra = set(param_group) - _GROUP_KEYS
         if extra:
-            raise ValueError(
-                f"{type(self).__name__} param groups may only set 'lr'; {sorted(extra)} apply to the whole network"
-            )
+            raise ValueError(f"{type(self).__name__} param groups may only set 'lr'; {sorted(extra)} apply to the whole network")
         if "lr" in param_group:
             check_positive_float("lr", param_group["lr"])
         super().add_param_group(param_group)
@@ -125,10 +123,7 @@ class RandomBasesOptimizer(Optimizer):
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         if extra.get("config") != self._config():
-            raise ValueError(
-                f"state dict was saved by an optimizer configured as {extra.get('config')}, "
-                f"this one is {self._config()}"
-            )
+            raise ValueError(f"state dict was saved by an optimizer configured as {extra.get('config')}, this one is {self._config()}")
         self.seed = int(extra["seed"])
         self.steps_taken = int(extra["steps_taken"])
 

@@ -36,9 +36,7 @@ class FlatLayout:
             total += n
         self.numel = total
         self.num_groups = len(param_groups)
-        self.by_group: list[list[int]] = [
-            [i for i, g in enumerate(self.group_index) if g == gi] for gi in range(self.num_groups)
-        ]
+        self.by_group: list[list[int]] = [[i for i, g in enumerate(self.group_index) if g == gi] for gi in range(self.num_groups)]
 
     @property
     def device(self) -> torch.device:
@@ -55,9 +53,7 @@ class FlatLayout:
             raise ValueError(f"random-bases optimizers need floating-point parameters, got {dt}")
         for p in self.params:
             if p.device != dev or p.dtype != dt:
-                raise ValueError(
-                    f"all parameters must share one device and dtype; found {dev}/{dt} and {p.device}/{p.dtype}"
-                )
+                raise ValueError(f"all parameters must share one device and dtype; found {dev}/{dt} and {p.device}/{p.dtype}")
 
     def gather_grads(self) -> tuple[torch.Tensor | None, list[bool]]:
         """The flat gradient (missing grads count as zero) and which parameters had one."""
@@ -65,8 +61,7 @@ class FlatLayout:
         if not any(present):
             return None, present
         parts = [
-            p.grad.reshape(-1) if p.grad is not None else torch.zeros(n, device=p.device, dtype=p.dtype)
-            for p, n in zip(self.params, self.sizes)
+            p.grad.reshape(-1) if p.grad is not None else torch.zeros(n, device=p.device, dtype=p.dtype) for p, n in zip(self.params, self.sizes)
         ]
         for p in self.params:
             if p.grad is not None and p.grad.is_sparse:

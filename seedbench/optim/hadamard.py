@@ -91,16 +91,12 @@ def sample_rows(gen: torch.Generator, n: int, k: int, device: torch.device) -> t
     return torch.tensor(list(chosen), dtype=torch.long)
 
 
-def draw_signs_rows(
-    gen: torch.Generator, padded: int, dims: int, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_signs_rows(gen: torch.Generator, padded: int, dims: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The random part of one step: +-1 signs over the padded space and `dims` distinct row indices."""
     return random_signs(gen, padded, device, dtype), sample_rows(gen, padded, dims, device)
 
 
-def hadamard_project(
-    g: torch.Tensor, signs: torch.Tensor, rows: torch.Tensor, out: torch.Tensor
-) -> torch.Tensor:
+def hadamard_project(g: torch.Tensor, signs: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Raw coordinates c_i = <(s * H[r_i])[:D], g> and out <- sum_i c_i (s * H[r_i])[:D].
 
     Returns c. `out` (length D) is overwritten, not accumulated.

@@ -100,8 +100,7 @@ class NES(RandomBasesOptimizer):
         self.last_losses: torch.Tensor | None = None
 
     def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "sigma": self.sigma, "antithetic": self.antithetic,
-                "normalization": self.normalization}
+        return {**super()._config(), "sigma": self.sigma, "antithetic": self.antithetic, "normalization": self.normalization}
 
     @property
     def evaluations_per_step(self) -> int:

@@ -72,10 +72,7 @@ class Projector:
             if bases == "hadamard":
                 padded = next_pow2(size)
                 if compartments == "network" and dims > padded:
-                    raise ValueError(
-                        f"bases='hadamard' offers at most {padded} orthogonal directions for D={total}, "
-                        f"asked for dims={dims}"
-                    )
+                    raise ValueError(f"bases='hadamard' offers at most {padded} orthogonal directions for D={total}, asked for dims={dims}")
                 block_dims = min(dims, padded)
             scale = direction_scale(normalization, distribution, total, dims, block_dims)
             self.compartments.append(Compartment(offset, size, block_dims, scale))

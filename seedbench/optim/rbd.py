@@ -65,14 +65,18 @@ class RBD(RandomBasesOptimizer):
     def _projector(self) -> Projector:
         if self._projector_cache is None:
             self._projector_cache = Projector(
-                self._layout.sizes, self.dims, self.distribution, self.normalization,
-                self.bases, self.chunk, self.compartments,
+                self._layout.sizes,
+                self.dims,
+                self.distribution,
+                self.normalization,
+                self.bases,
+                self.chunk,
+                self.compartments,
             )
         return self._projector_cache
 
     def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "normalization": self.normalization,
-                "compartments": self.compartments, "bases": self.bases}
+        return {**super()._config(), "normalization": self.normalization, "compartments": self.compartments, "bases": self.bases}
 
     def _direction_step(self) -> int:
         """Which entry of the seed stream this step uses (FPD pins it)."""

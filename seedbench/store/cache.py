@@ -67,8 +67,10 @@ class Manifest:
         return {
             "format": FORMAT,
             "shards": self.shards,
-            "files": {"runs": {str(k): v for k, v in sorted(self.runs_files.items())},
-                      "epochs": {str(k): v for k, v in sorted(self.epochs_files.items())}},
+            "files": {
+                "runs": {str(k): v for k, v in sorted(self.runs_files.items())},
+                "epochs": {str(k): v for k, v in sorted(self.epochs_files.items())},
+            },
             "entries": dict(sorted(self.entries.items())),
             "retired": self.retired,
         }

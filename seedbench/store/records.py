@@ -18,8 +18,16 @@ from typing import Any
 from seedbench.record import EPOCHS_FILE, RUN_FILE, STATUSES, TOP_LEVEL_KEYS  # noqa: E402,F401
 
 # NaN/inf are not JSON: training writes str(float) ("nan", "inf", "-inf"); other tools write these.
-_NONFINITE = {"nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
-              "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
+_NONFINITE = {
+    "nan": math.nan,
+    "-nan": math.nan,
+    "inf": math.inf,
+    "+inf": math.inf,
+    "-inf": -math.inf,
+    "infinity": math.inf,
+    "+infinity": math.inf,
+    "-infinity": -math.inf,
+}
 
 
 class CorruptRun(ValueError):

@@ -8,8 +8,8 @@ cache re-reads exactly the folders whose fingerprints moved.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from seedbench.store.records import EPOCHS_FILE, RUN_FILE

@@ -18,8 +18,16 @@ from seedbench.record import TOP_LEVEL_KEYS, RunRecord
 
 # The first columns of `runs`, in this order; every other typed column comes from RunRecord's fields.
 RUN_HEAD = {
-    "run_id": "VARCHAR", "path": "VARCHAR", "method": "VARCHAR", "arm": "VARCHAR", "model": "VARCHAR", "dataset": "VARCHAR",
-    "seed": "BIGINT", "status": "VARCHAR", "reason": "VARCHAR", "error": "VARCHAR",
+    "run_id": "VARCHAR",
+    "path": "VARCHAR",
+    "method": "VARCHAR",
+    "arm": "VARCHAR",
+    "model": "VARCHAR",
+    "dataset": "VARCHAR",
+    "seed": "BIGINT",
+    "status": "VARCHAR",
+    "reason": "VARCHAR",
+    "error": "VARCHAR",
 }
 
 
@@ -28,17 +36,26 @@ def _record_columns() -> dict[str, str]:
     out = {}
     for name, field in RunRecord.model_fields.items():
         kind = _sql_type(field.annotation)
-        container = typing.get_origin(field.annotation) in (dict, list) or any(
-            typing.get_origin(a) in (dict, list) for a in typing.get_args(field.annotation)
-        ) or field.annotation in (dict, list)
+        container = (
+            typing.get_origin(field.annotation) in (dict, list)
+            or any(typing.get_origin(a) in (dict, list) for a in typing.get_args(field.annotation))
+            or field.annotation in (dict, list)
+        )
         if name not in RUN_HEAD and kind is not None and not container:
             out[name] = kind
     return out
 
 
 EPOCH_COLUMNS = {
-    "run_id": "VARCHAR", "path": "VARCHAR", "epoch": "BIGINT", "train_loss": "DOUBLE", "train_acc": "DOUBLE",
-    "val_loss": "DOUBLE", "val_acc": "DOUBLE", "seconds": "DOUBLE", "images_per_s": "DOUBLE",
+    "run_id": "VARCHAR",
+    "path": "VARCHAR",
+    "epoch": "BIGINT",
+    "train_loss": "DOUBLE",
+    "train_acc": "DOUBLE",
+    "val_loss": "DOUBLE",
+    "val_acc": "DOUBLE",
+    "seconds": "DOUBLE",
+    "images_per_s": "DOUBLE",
 }
 
 

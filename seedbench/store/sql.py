@@ -141,10 +141,11 @@ def check_statement(sql: str, columns: dict[str, list[str]]) -> None:
     if kind == duckdb.StatementType.EXPLAIN:
         kind = _explained_kind(statements[0].query)
     if kind not in ALLOWED_STATEMENTS:
-        # DuckDB files INSTALL under LOAD, FORCE INSTALL too: name what the user typed
-        typed = statements[0].query.strip().split(None, 2)
-        word = " ".join(typed[:2]).upper() if typed[:1] and typed[0].upper() == "FORCE" else (typed[0].upper() if typed else kind.name)
-        shown = word if word.replace(" ", "").isalpha() else kind.name
+        # DuckDB files INSTALL (and FORCE INSTALL) under LOAD: name what the user typed
+        typed = statements[0].query.split()
+        shown = kind.name
+        if kind.name == "LOAD" and typed and typed[0].upper() in ("INSTALL", "FORCE"):
+            shown = " ".join(typed[:2] if typed[0].upper() == "FORCE" else typed[:1]).upper()
         raise StoreError(f"only SELECT queries are allowed (got {shown}); use `seedbench export` to write files; {columns_hint(columns)}")
 
 
@@ -154,7 +155,7 @@ def _explained_kind(text: str) -> duckdb.StatementType:
     if match is None:
         return duckdb.StatementType.EXPLAIN
     try:
-        inner = duckdb.extract_statements(text[match.end():])
+        inner = duckdb.extract_statements(text[match.end() :])
     except duckdb.Error:
         return duckdb.StatementType.EXPLAIN
     return inner[0].type if len(inner) == 1 else duckdb.StatementType.EXPLAIN

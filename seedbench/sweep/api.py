@@ -50,11 +50,21 @@ class Sweep:
         resources: Mapping[str, Any] | None = None,
     ):
         self.spec = SweepSpec(
-            methods=_names(methods), models=_names(models), datasets=_names(datasets), seeds=_seeds(seeds, "seeds"),
-            presets=[p.lstrip("~") for p in _names(presets)], overrides=dict(overrides or {}), store=store,
-            data_dir=data_dir, seed_key=seed_key, base_seed=base_seed, init_seeds=_seeds(init_seeds, "init_seeds"),
-            data_seeds=_seeds(data_seeds, "data_seeds"), augment_seeds=_seeds(augment_seeds, "augment_seeds"),
-            plugins=_names(plugins), resources=dict(resources) if resources else None,
+            methods=_names(methods),
+            models=_names(models),
+            datasets=_names(datasets),
+            seeds=_seeds(seeds, "seeds"),
+            presets=[p.lstrip("~") for p in _names(presets)],
+            overrides=dict(overrides or {}),
+            store=store,
+            data_dir=data_dir,
+            seed_key=seed_key,
+            base_seed=base_seed,
+            init_seeds=_seeds(init_seeds, "init_seeds"),
+            data_seeds=_seeds(data_seeds, "data_seeds"),
+            augment_seeds=_seeds(augment_seeds, "augment_seeds"),
+            plugins=_names(plugins),
+            resources=dict(resources) if resources else None,
         )
 
     @classmethod
@@ -79,20 +89,46 @@ class Sweep:
         placement = {"data_dir": self.spec.data_dir} if self.spec.data_dir else {}
         return resolve_grid(self.cells(), placement)
 
-    def run(self, engine: str = "local", *, address: str | None = None, retry_failed: bool = False, quiet: bool = True, resources: str | dict | None = None):
+    def run(
+        self,
+        engine: str = "local",
+        *,
+        address: str | None = None,
+        retry_failed: bool = False,
+        quiet: bool = True,
+        resources: str | dict | None = None,
+    ):
         """Train the grid's unfinished cells; returns the SweepSummary (trained, reused, failed, store)."""
         from seedbench.sweep.run import run_sweep
 
         return run_sweep(self.spec, retry_failed=retry_failed, quiet=quiet, engine=engine, address=address, resources=resources)
 
-    def run_until_decided(self, *, by: str = "arm", metric: str = "val_acc", alpha: float = 0.05, max_seeds: int = 20, step: int = 5,
-                          engine: str = "local", margin: float | None = None, quiet: bool = True):
+    def run_until_decided(
+        self,
+        *,
+        by: str = "arm",
+        metric: str = "val_acc",
+        alpha: float = 0.05,
+        max_seeds: int = 20,
+        step: int = 5,
+        engine: str = "local",
+        margin: float | None = None,
+        quiet: bool = True,
+    ):
         """Add seeds in rounds until a group-sequential test decides every pair of arms; returns the SequentialResult."""
         from seedbench.sweep.run import run_sweep
         from seedbench.sweep.sequential import run_until_decided
 
-        return run_until_decided(self.spec, by=by, metric=metric, alpha=alpha, max_seeds=max_seeds, step=step, margin=margin,
-                                 run=lambda grid: run_sweep(grid, quiet=quiet, engine=engine))
+        return run_until_decided(
+            self.spec,
+            by=by,
+            metric=metric,
+            alpha=alpha,
+            max_seeds=max_seeds,
+            step=step,
+            margin=margin,
+            run=lambda grid: run_sweep(grid, quiet=quiet, engine=engine),
+        )
 
     def __repr__(self) -> str:
         s = self.spec

@@ -20,8 +20,22 @@ from seedbench.errors import ConfigError, read_yaml
 SEED_KEYS = ("seed", "init_seed", "data_seed", "augment_seed")
 STREAM_LISTS = {"init_seeds": "init_seed", "data_seeds": "data_seed", "augment_seeds": "augment_seed"}
 SPEC_KEYS = {
-    "methods", "models", "datasets", "seeds", "presets", "versions", "overrides", "store", "engine", "resources",
-    "data_dir", "seed_key", "base_seed", "plugins", "pack", *STREAM_LISTS,
+    "methods",
+    "models",
+    "datasets",
+    "seeds",
+    "presets",
+    "versions",
+    "overrides",
+    "store",
+    "engine",
+    "resources",
+    "data_dir",
+    "seed_key",
+    "base_seed",
+    "plugins",
+    "pack",
+    *STREAM_LISTS,
 }
 
 

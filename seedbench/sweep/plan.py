@@ -137,7 +137,9 @@ def check_datasets(resolved: list[ResolvedCell]) -> dict[tuple, Any]:
                 from seedbench.data.registry import get_dataset_spec
 
                 if get_dataset_spec(cfg.dataset).augmentation is None:
-                    raise ConfigError(f"{r.label}: dataset {cfg.dataset} declares no augmentation; drop augment=true (or the ~table1 preset) or register one")
+                    raise ConfigError(
+                        f"{r.label}: dataset {cfg.dataset} declares no augmentation; drop augment=true (or the ~table1 preset) or register one"
+                    )
             n_train = getattr(info, "n_train", None)
             if n_train is not None and cfg.batch_size > n_train:
                 raise ConfigError(f"{r.label}: batch_size {cfg.batch_size} exceeds the {n_train} training images; lower batch_size")

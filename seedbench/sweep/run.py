@@ -54,9 +54,14 @@ class _Progress:
 
     def __init__(self, console: Console, quiet: bool, engine: str):
         columns = (
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("done {task.fields[done]} running {task.fields[running]} failed {task.fields[failed]} pending {task.fields[pending]}"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
         )
         self.bar = Progress(*columns, console=console, disable=quiet, transient=False)
         self.task = self.bar.add_task(engine, total=0, done=0, running=0, failed=0, pending=0)
@@ -70,7 +75,14 @@ class _Progress:
     def update(self, done: int, failed: int, running: int, description: str | None = None) -> None:
         finished = done + failed
         running = max(0, min(running, self.total - finished))
-        fields = {"total": self.total, "completed": finished, "done": done, "failed": failed, "running": running, "pending": max(0, self.total - finished - running)}
+        fields = {
+            "total": self.total,
+            "completed": finished,
+            "done": done,
+            "failed": failed,
+            "running": running,
+            "pending": max(0, self.total - finished - running),
+        }
         if description is not None:
             fields["description"] = description
         self.bar.update(self.task, **fields)
@@ -242,7 +254,9 @@ def run_sweep(
         if engine == "ray":
             from seedbench.sweep.runners import ray as ray_engine
 
-            with console.status(f"joining Ray at {address}" if address else "starting Ray", spinner="dots") if not quiet else contextlib.nullcontext():
+            with (
+                console.status(f"joining Ray at {address}" if address else "starting Ray", spinner="dots") if not quiet else contextlib.nullcontext()
+            ):
                 if ray_engine.connect(address):
                     stack.callback(ray_engine.shutdown)
             ray_engine.warm_workers()
@@ -320,9 +334,11 @@ class DryRun:
 
     def describe(self) -> str:
         packs = f"{len(self.packs)} packs ({sum(self.packs)} cells) and {self.solo} solo cells" if self.packs else f"{self.solo} solo cells"
-        return (f"{self.total} cells: {self.new} new, {self.reused} finished (reused), {self.failed_before} failed before"
-                + (f" ({self.retried} to retry)" if self.retried else " (skipped; --retry-failed reruns them)" if self.failed_before else "")
-                + f"; would run {packs}; planned in {self.seconds:.1f} s, nothing run or written")
+        return (
+            f"{self.total} cells: {self.new} new, {self.reused} finished (reused), {self.failed_before} failed before"
+            + (f" ({self.retried} to retry)" if self.retried else " (skipped; --retry-failed reruns them)" if self.failed_before else "")
+            + f"; would run {packs}; planned in {self.seconds:.1f} s, nothing run or written"
+        )
 
 
 def dry_run(spec: SweepSpec, retry_failed: bool = False, resources: str | dict | None = None, pack: int | str | None = None) -> DryRun:

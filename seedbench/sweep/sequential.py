@@ -24,7 +24,7 @@ def _runs_of(summary: Any) -> Any:
     from seedbench.store.records import flatten_record
 
     rows = []
-    for label, folder in summary.folders.items():
+    for folder in summary.folders.values():
         record = read_record_dict(folder) if folder is not None else {}
         if record.get("config"):
             rows.append(flatten_record(record, str(folder)))
@@ -74,8 +74,9 @@ def run_until_decided(
         return frame
 
     try:
-        return sequential(run_round, arms, metric, alpha, max_seeds, step, by=by, seed_col=seed_col, first=first,
-                          start_seed=start, spending=spending, margin=margin)
+        return sequential(
+            run_round, arms, metric, alpha, max_seeds, step, by=by, seed_col=seed_col, first=first, start_seed=start, spending=spending, margin=margin
+        )
     except ValueError as exc:
         raise ConfigError(f"--until-decided: {exc}") from None
 

@@ -148,7 +148,11 @@ def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepSt
             f"{','.join(data.get('methods', []))} x {','.join(data.get('models', []))} x "
             f"{','.join(data.get('datasets', []))} x {len(data.get('seeds', []))} seeds"
         )
-        out.append(SweepStatus(data.get("id", path.stem), path, data.get("created_at", 0.0), data.get("updated_at", 0.0), data.get("engine"), summary, counts, cells))
+        out.append(
+            SweepStatus(
+                data.get("id", path.stem), path, data.get("created_at", 0.0), data.get("updated_at", 0.0), data.get("engine"), summary, counts, cells
+            )
+        )
     out.sort(key=lambda s: s.updated_at)
     return out
 

@@ -63,14 +63,16 @@ class DivergenceRules:
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in STOP_RULES:
             raise ValueError(f"unknown stop rule {self.mode!r}; choose one of {', '.join(STOP_RULES)} (or None)")
-        if isinstance(self.min_val_acc, bool) or not isinstance(self.min_val_acc, (int, float)) \
-                or not 0.0 <= self.min_val_acc <= 1.0:
+        if isinstance(self.min_val_acc, bool) or not isinstance(self.min_val_acc, (int, float)) or not 0.0 <= self.min_val_acc <= 1.0:
             raise ValueError(f"min_val_acc must be a fraction in [0, 1], got {self.min_val_acc!r}")
-        if isinstance(self.acc_after_epoch, bool) or not isinstance(self.acc_after_epoch, int) \
-                or self.acc_after_epoch < 0:
+        if isinstance(self.acc_after_epoch, bool) or not isinstance(self.acc_after_epoch, int) or self.acc_after_epoch < 0:
             raise ValueError(f"acc_after_epoch must be an integer >= 0, got {self.acc_after_epoch!r}")
-        if isinstance(self.max_val_loss, bool) or not isinstance(self.max_val_loss, (int, float)) \
-                or math.isnan(self.max_val_loss) or self.max_val_loss <= 0:
+        if (
+            isinstance(self.max_val_loss, bool)
+            or not isinstance(self.max_val_loss, (int, float))
+            or math.isnan(self.max_val_loss)
+            or self.max_val_loss <= 0
+        ):
             raise ValueError(f"max_val_loss must be a number > 0, got {self.max_val_loss!r}")
 
     @classmethod
@@ -80,7 +82,7 @@ class DivergenceRules:
         min_acc: float = 0.15,
         after_epoch: int = 4,
         method: str | None = None,
-    ) -> "DivergenceRules":
+    ) -> DivergenceRules:
         """The rules for config keys stop_rule / stop_min_acc / stop_acc_after_epoch.
 
         stop_rule None means the method's default: resolved here when `method` is given, otherwise
@@ -90,7 +92,7 @@ class DivergenceRules:
             stop_rule = default_stop_rule(method)
         return cls(mode=stop_rule, min_val_acc=min_acc, acc_after_epoch=after_epoch)  # type: ignore[arg-type]
 
-    def resolved(self, method: str | None) -> "DivergenceRules":
+    def resolved(self, method: str | None) -> DivergenceRules:
         """A copy with a concrete mode: "none" when disabled, the method's default when mode is None."""
         if not self.enabled:
             mode = "none"
@@ -210,8 +212,7 @@ def summarize_val_acc(history: list[dict[str, Any]], last: int = 10) -> dict[str
     accs = [float(h["val_acc"]) for h in history]
     best = max(range(len(accs)), key=lambda i: (accs[i], -i))  # highest, then earliest
     tail = accs[-last:]
-    return {"best_val_acc": accs[best], "best_epoch": int(history[best]["epoch"]),
-            "val_acc_last10": sum(tail) / len(tail)}
+    return {"best_val_acc": accs[best], "best_epoch": int(history[best]["epoch"]), "val_acc_last10": sum(tail) / len(tail)}
 
 
 def train(

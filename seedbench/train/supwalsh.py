@@ -44,9 +44,7 @@ RANDOM_2D_SCALE = 40.0
 
 
 # --------------------------------------------------------------------------------------- inputs
-def select_one_per_class(
-    labels: torch.Tensor, num_classes: int, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def select_one_per_class(labels: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One random position per class present in `labels`: (positions, classes), in class order.
 
     Classes missing from `labels` are simply absent from the result, so the caller decides what to do

@@ -30,10 +30,9 @@ _quiet_tensorflow()
 
 import logging  # noqa: E402
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import keras  # noqa: E402
 
 
 class _NoRetracingNotice(logging.Filter):

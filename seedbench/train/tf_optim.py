@@ -103,9 +103,7 @@ def nes_noise(key: tf.Tensor, step, chunk_index: int, rows: int, dim: int, distr
     return draw(fold(key, step, chunk_index), [rows, dim], distribution)
 
 
-def nes_ascent(
-    key: tf.Tensor, step, weights: tf.Tensor, dim: int, distribution: str, chunk: int = DEFAULT_CHUNK
-) -> tf.Tensor:
+def nes_ascent(key: tf.Tensor, step, weights: tf.Tensor, dim: int, distribution: str, chunk: int = DEFAULT_CHUNK) -> tf.Tensor:
     """sum_i w_i e_i in raw noise units, regenerating the step's noise chunk by chunk."""
     noise_vectors = int(weights.shape[0])
     acc = tf.zeros([dim], dtype=tf.float32)
@@ -141,6 +139,16 @@ def nes_noise_scale(normalization: str, dim: int) -> float:
 
 
 __all__ = [
-    "ALG", "DISTRIBUTIONS", "base_key", "chunk_rows", "draw", "fold", "nes_ascent", "nes_noise",
-    "nes_noise_scale", "rank_utilities", "rbd_project", "rbd_scale_sq",
+    "ALG",
+    "DISTRIBUTIONS",
+    "base_key",
+    "chunk_rows",
+    "draw",
+    "fold",
+    "nes_ascent",
+    "nes_noise",
+    "nes_noise_scale",
+    "rank_utilities",
+    "rbd_project",
+    "rbd_scale_sq",
 ]

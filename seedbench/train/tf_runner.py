@@ -48,10 +48,8 @@ METHODS = ("sgd", "rbd", "fpd", "nes")
 # option -> default, per method; anything else in `options` is an error (a typo must not train silently)
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {"momentum": 0.0, "weight_decay": 0.0},
-    "rbd": {"dims": 250, "distribution": "normal", "normalization": "auto", "compartments": "network",
-            "bases": "gaussian", "chunk": DEFAULT_CHUNK},
-    "nes": {"dims": 250, "sigma": 0.01, "antithetic": False, "distribution": "normal", "normalization": "auto",
-            "chunk": DEFAULT_CHUNK},
+    "rbd": {"dims": 250, "distribution": "normal", "normalization": "auto", "compartments": "network", "bases": "gaussian", "chunk": DEFAULT_CHUNK},
+    "nes": {"dims": 250, "sigma": 0.01, "antithetic": False, "distribution": "normal", "normalization": "auto", "chunk": DEFAULT_CHUNK},
 }
 DEFAULTS["fpd"] = dict(DEFAULTS["rbd"])
 LAST_EPOCHS = 10  # val_acc_last10 averages this many final epochs (fewer if the run is shorter)
@@ -131,8 +129,7 @@ class Trainer:
         self.steps_taken = 0
         self.gradient_free = method == "nes"
         if method == "sgd":
-            self._momentum = [tf.Variable(tf.zeros(s), trainable=False) for s in self.shapes] \
-                if self.options["momentum"] else None
+            self._momentum = [tf.Variable(tf.zeros(s), trainable=False) for s in self.shapes] if self.options["momentum"] else None
             self._step_fn = tf.function(self._sgd_step)
         elif method in ("rbd", "fpd"):
             o = self.options
@@ -398,8 +395,12 @@ def train_tensorflow(
                     fitness = trainer.nes_step(stream.next)
                     loss_sum += float(fitness.sum()) * batch_size
                     seen += per_update
-                    stats = {"nes_loss_mean": fitness.mean(), "nes_loss_min": fitness.min(),
-                             "nes_loss_max": fitness.max(), "nes_loss_std": fitness.std(ddof=1)}
+                    stats = {
+                        "nes_loss_mean": fitness.mean(),
+                        "nes_loss_min": fitness.min(),
+                        "nes_loss_max": fitness.max(),
+                        "nes_loss_std": fitness.std(ddof=1),
+                    }
                     for k, v in stats.items():
                         diag_sums[k] = diag_sums.get(k, 0.0) + float(v)
                     diag_count += 1
@@ -464,5 +465,4 @@ def train_tensorflow(
     return _jsonable(result)
 
 
-__all__ = ["BatchStream", "DEFAULTS", "METHODS", "Trainer", "make_evaluator", "resolve_options", "summarize",
-           "train_tensorflow"]
+__all__ = ["BatchStream", "DEFAULTS", "METHODS", "Trainer", "make_evaluator", "resolve_options", "summarize", "train_tensorflow"]

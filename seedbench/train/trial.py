@@ -27,7 +27,6 @@ from seedbench.methods.base import Method
 from seedbench.record import EPOCHS_FILE, TRACEBACK_FILE, RunRecord, write_record
 
 
-
 def resolve_device(requested: str) -> str:
     """'auto': the device the engine assigned ($SEEDBENCH_DEVICE: "cuda" only for a cell that was given a GPU,
     which Ray exposes as the only visible one), else the GPU when this process can see one."""
@@ -67,8 +66,14 @@ def build_initialised_model(cfg: TrialConfig, in_shape: tuple[int, int, int], nu
     if base != spec.default_init or cfg.stabilize or cfg.rewire:
         from seedbench.init import init_model_
 
-        init_model_(model, base=base, stabilize=cfg.stabilize, rewire=cfg.rewire,
-                    generator=torch.Generator().manual_seed(init_seed), tries=cfg.stabilize_tries)
+        init_model_(
+            model,
+            base=base,
+            stabilize=cfg.stabilize,
+            rewire=cfg.rewire,
+            generator=torch.Generator().manual_seed(init_seed),
+            tries=cfg.stabilize_tries,
+        )
     return model, base
 
 
@@ -100,9 +105,18 @@ def run_trial(
     cfg = method.resolve(cfg.model_dump())
     place = placement if isinstance(placement, Placement) else Placement(**(placement or {}))
     record = RunRecord(
-        run_id=run_id, method=method.name, config=cfg.model_dump(), lr=cfg.lr, framework=cfg.framework,
-        host=socket.gethostname(), python=platform.python_version(), torch=torch.__version__, seedbench=__version__,
-        started_at=time.time(), placement=place.model_dump(), plugins=loaded_plugins() or None,
+        run_id=run_id,
+        method=method.name,
+        config=cfg.model_dump(),
+        lr=cfg.lr,
+        framework=cfg.framework,
+        host=socket.gethostname(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        seedbench=__version__,
+        started_at=time.time(),
+        placement=place.model_dump(),
+        plugins=loaded_plugins() or None,
     )
     write_record(out_dir, record)
     epochs_path = out_dir / EPOCHS_FILE
@@ -154,9 +168,20 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
         from seedbench.train.tf_runner import train_tensorflow
 
         return train_tensorflow(
-            method.name, {k: v for k, v in cfg.model_dump().items() if k not in TrialConfig.model_fields}, cfg.model, data, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-            data_seed=seeds["data"], augment_seed=seeds["augment"], method_seed=seeds["method"], init_seed=seeds["init"],
-            augment=cfg.augment, divergence=divergence_rules(cfg), metrics_path=epochs_path,
+            method.name,
+            {k: v for k, v in cfg.model_dump().items() if k not in TrialConfig.model_fields},
+            cfg.model,
+            data,
+            lr=cfg.lr,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            data_seed=seeds["data"],
+            augment_seed=seeds["augment"],
+            method_seed=seeds["method"],
+            init_seed=seeds["init"],
+            augment=cfg.augment,
+            divergence=divergence_rules(cfg),
+            metrics_path=epochs_path,
             initial_weights=keras_weights_from_torch(model, data.in_shape),
         )
     model = model.to(device)
@@ -164,8 +189,14 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
         record.prepare = method.prepare(cfg, model, data, device, seeds)
     optimizer = method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"])
     settings = TrainSettings(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, data_seed=seeds["data"], augment_seed=seeds["augment"],
-        augment=cfg.augment, device=device, divergence=divergence_rules(cfg), metrics_path=epochs_path,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        data_seed=seeds["data"],
+        augment_seed=seeds["augment"],
+        augment=cfg.augment,
+        device=device,
+        divergence=divergence_rules(cfg),
+        metrics_path=epochs_path,
     )
     result = train(model, optimizer, data, settings)
     result["D"] = count_parameters(model)
@@ -237,19 +268,41 @@ def run_pack(
         model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"])
         model = model.to(device)
         record = RunRecord(
-            run_id=run_id, method=method.name, arm=method.arm_label(cfg, get_model(cfg.model).default_init), config=cfg.model_dump(),
-            lr=cfg.lr, framework=cfg.framework, host=socket.gethostname(), python=platform.python_version(), torch=torch.__version__,
-            seedbench=__version__, started_at=time.time(), placement=place.model_dump(), plugins=loaded_plugins() or None,
-            init_applied=init_applied, seeds=seeds, device=device, pack_size=len(members), pack_id=pack_id,
+            run_id=run_id,
+            method=method.name,
+            arm=method.arm_label(cfg, get_model(cfg.model).default_init),
+            config=cfg.model_dump(),
+            lr=cfg.lr,
+            framework=cfg.framework,
+            host=socket.gethostname(),
+            python=platform.python_version(),
+            torch=torch.__version__,
+            seedbench=__version__,
+            started_at=time.time(),
+            placement=place.model_dump(),
+            plugins=loaded_plugins() or None,
+            init_applied=init_applied,
+            seeds=seeds,
+            device=device,
+            pack_size=len(members),
+            pack_id=pack_id,
         )
         write_record(out_dir, record)
         records.append(record)
-        pack.append(PackMember(model=model, optimizer=method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"]),
-                               data_seed=seeds["data"], augment_seed=seeds["augment"], metrics_path=out_dir / EPOCHS_FILE,
-                               divergence=divergence_rules(cfg), name=str(out_dir)))
+        pack.append(
+            PackMember(
+                model=model,
+                optimizer=method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"]),
+                data_seed=seeds["data"],
+                augment_seed=seeds["augment"],
+                metrics_path=out_dir / EPOCHS_FILE,
+                divergence=divergence_rules(cfg),
+                name=str(out_dir),
+            )
+        )
     settings = PackSettings(epochs=first.epochs, batch_size=first.batch_size, augment=first.augment, device=device, pack_id=pack_id)
     results = train_packed(pack, data, settings)
-    for (method, cfg, out_dir, _), record, result, member in zip(resolved, records, results, pack, strict=True):
+    for (_, _, out_dir, _), record, result, member in zip(resolved, records, results, pack, strict=True):
         for key, value in result.items():
             setattr(record, key, value)
         record.D = count_parameters(member.model)

@@ -28,15 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seedbench.config import DEVICE_ENV, PLACEMENT_ENV, PLUGIN_ENV  # noqa: F401 - engines import them from here
+from seedbench.record import CACHED_MARKER, RUN_FILE, TRACEBACK_FILE, WORKER_FILE, read_record_dict, write_json_atomic
 from seedbench.sweep.runners.locking import try_cell_lock, wait_cell_lock
+from seedbench.sweep.runners.provenance import MANIFESTS, begin_sweep  # noqa: F401 - the engines start a sweep through here
 from seedbench.sweep.runners.resources import Request, request_for
 
-from seedbench.record import CACHED_MARKER, RUN_FILE, TRACEBACK_FILE, WORKER_FILE, read_record_dict, write_json_atomic
-
-from seedbench.config import DEVICE_ENV, PLACEMENT_ENV, PLUGIN_ENV  # noqa: F401 - engines import them from here
 FORWARDED_ENV_PREFIXES = ("SEEDBENCH_", "MACHINABLE_")
-
-from seedbench.sweep.runners.provenance import MANIFESTS, begin_sweep  # noqa: F401 - the engines start a sweep through here
 
 
 @dataclass
@@ -74,7 +72,9 @@ def forget_entry(entry: Any, directory: Path) -> None:
         os.replace(directory, directory.with_name(f"{directory.name}.broken-{int(time.time())}"))
 
 
-def prepare_cell(planned: Any, store: Path, project_dir: Path, override: dict[str, float] | None = None, env: dict[str, str] | None = None) -> PreparedCell | None:
+def prepare_cell(
+    planned: Any, store: Path, project_dir: Path, override: dict[str, float] | None = None, env: dict[str, str] | None = None
+) -> PreparedCell | None:
     """Driver only, under the index lock: materialise the cell and prepare (or continue) its run-record.
 
     None when the cell turns out to be finished already (by a sweep running beside this one).
@@ -323,7 +323,14 @@ def _train_pack(job: dict[str, Any], todo: list[dict[str, Any]], worker: dict[st
     from seedbench.train.trial import run_pack
 
     for m in todo:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(), "threads": job.get("threads"), "pack_id": job["pack_id"], **(worker or {})}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": time.time(),
+            "threads": job.get("threads"),
+            "pack_id": job["pack_id"],
+            **(worker or {}),
+        }
         write_json(Path(m["run_dir"]) / WORKER_FILE, info)
     _set_threads(job.get("threads"))
     load_plugins_from_env()

@@ -50,4 +50,3 @@ class LocalRunner:
 
     def close(self) -> None:
         return None
-

@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from seedbench.sweep.runners.dispatch import WORKER_FILE, PreparedCell, execute_cell, record_failure
 from seedbench.config import DEVICE_ENV
-from seedbench.sweep.runners.resources import Request, check_feasible, fits
 from seedbench.errors import SeedbenchError
+from seedbench.sweep.runners.dispatch import WORKER_FILE, PreparedCell, execute_cell, record_failure
+from seedbench.sweep.runners.resources import Request, check_feasible, fits
 
 MAX_RETRIES = 3  # worker or node deaths per cell before the cell is recorded as failed
 BUSY_BACKOFF = (0.5, 5.0)  # first and longest wait before resubmitting a cell another sweep is training
@@ -79,7 +79,9 @@ def _remote(name: str) -> Any:
     return _REMOTES[name]
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None, resources: Mapping[str, float] | None = None) -> bool:
+def connect(
+    address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None, resources: Mapping[str, float] | None = None
+) -> bool:
     """Join a cluster (address "auto" or HOST:PORT) or start a local Ray sized to this machine.
 
     Returns whether this call started the connection (and so should shut it down). Token
@@ -116,7 +118,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = " (is `ray start --head` running there, and does this machine have the cluster's token in ~/.ray/auth_token or $RAY_AUTH_TOKEN?)" if address else ""
+        hint = (
+            " (is `ray start --head` running there, and does this machine have the cluster's token in ~/.ray/auth_token or $RAY_AUTH_TOKEN?)"
+            if address
+            else ""
+        )
         raise SeedbenchError(f"cannot start {where}: {first}{hint}") from None
     return True
 

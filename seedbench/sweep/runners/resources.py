@@ -69,7 +69,7 @@ def parse_resources(text: str | Mapping | None) -> dict[str, float]:
         except ValueError:
             raise ConfigError(f"--resources {text!r}: not JSON; use e.g. '{{\"num_gpus\": 0.25}}' or '{{\"IPU\": 1}}'") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"--resources {text!r}: give a JSON object, e.g. '{{\"num_cpus\": 2, \"IPU\": 1}}'")
+        raise ConfigError(f'--resources {text!r}: give a JSON object, e.g. \'{{"num_cpus": 2, "IPU": 1}}\'')
     out: dict[str, float] = {}
     for key, value in raw.items():
         if key == "resources" and isinstance(value, Mapping):
@@ -175,4 +175,3 @@ def check_local_devices(cells: Iterable[tuple[str, str]]) -> None:
             f"{label}: device={device}, but this machine has {have}; use device=auto or cpu here, "
             "or run the sweep where that device exists (--engine ray with a GPU node and num_gpus)"
         )
-

@@ -85,8 +85,12 @@ def relocate_index(database: Path, directory: Path) -> int:
             rows = db.execute("SELECT rowid, storage_uri, local_uri FROM 'index' WHERE kind != 'Project'").fetchall()
         except sqlite3.Error:
             return 0  # not machinable's index (or a newer schema): leave it to machinable
-        paths = [Path(uri[len(FILE_URI):]) for _, storage, local in rows for uri in (local, storage)
-                 if isinstance(uri, str) and uri.startswith(FILE_URI) and not uri[len(FILE_URI):].startswith(inside)]
+        paths = [
+            Path(uri[len(FILE_URI) :])
+            for _, storage, local in rows
+            for uri in (local, storage)
+            if isinstance(uri, str) and uri.startswith(FILE_URI) and not uri[len(FILE_URI) :].startswith(inside)
+        ]
         if not paths:
             return 0
         old = _old_root(paths, directory)
@@ -96,7 +100,7 @@ def relocate_index(database: Path, directory: Path) -> int:
 
         def moved(uri: str | None) -> str | None:
             if isinstance(uri, str) and uri.startswith(FILE_URI + prefix):
-                return FILE_URI + str(directory / uri[len(FILE_URI + prefix):])
+                return FILE_URI + str(directory / uri[len(FILE_URI + prefix) :])
             return uri
 
         updates = [(moved(storage), moved(local), rowid) for rowid, storage, local in rows if (moved(storage), moved(local)) != (storage, local)]
