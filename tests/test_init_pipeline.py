@@ -102,5 +102,5 @@ def test_tied_weights_are_initialised_once() -> None:
 def test_callable_base_and_bad_name() -> None:
     model = init_model_(make_model(), lambda t: nn.init.constant_(t, 0.5), generator=0)
     assert all(torch.all(w == 0.5) for w in weights(model))
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(ValueError, match="unknown initializer"):
         init_model_(make_model(), "glorot")

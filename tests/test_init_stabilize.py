@@ -94,5 +94,5 @@ def test_bad_arguments() -> None:
         stabilize_strength_(torch.empty(5), "orthogonal")
     with pytest.raises(ValueError, match="tries"):
         stabilize_strength_(torch.empty(5, 5), "orthogonal", tries=0)
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(ValueError, match="unknown initializer"):
         stabilize_strength_(torch.empty(5, 5), "orthogonall")

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 ARM = "arm"
 PLOT_KINDS = ("box", "violin", "strip", "ecdf", "curve", "profile", "cd")
+# the comparison statistics a reader looks at first (the terminal table, the HTML report); --all-columns shows the rest
+COMPARE_SHOWN = (
+    "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high", "mde", "welch_p_adj", "mwu_p_adj",
+    "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj", "wilcoxon_p_adj", "tost_p_adj", "equivalent",
+)  # fmt: skip
 
 
 def columns(value: str | Sequence[str] | None) -> list[str]:

@@ -276,27 +276,9 @@ def _comparisons(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], cor
     result = compare(runs, metric, by, within=tasks, correction=correction, n_resamples=n_resamples)
     pooled = np.sqrt(((result["n_a"] - 1) * result["std_a"] ** 2 + (result["n_b"] - 1) * result["std_b"] ** 2) / (result["n_a"] + result["n_b"] - 2))
     result["mde"] = [minimal_detectable_effect(int(a), int(b), s) for a, b, s in zip(result["n_a"], result["n_b"], pooled)]
-    cols = [
-        *tasks,
-        "arm_a",
-        "arm_b",
-        "n_a",
-        "n_b",
-        "mean_a",
-        "mean_b",
-        "diff",
-        "diff_ci_low",
-        "diff_ci_high",
-        "mde",
-        "welch_p_adj",
-        "mwu_p_adj",
-        "p_a_gt_b",
-        "std_ratio",
-        "bf_p_adj",
-        "hedges_g",
-        "paired_n",
-        "paired_t_p_adj",
-    ]
+    from seedbench.analysis.api import COMPARE_SHOWN
+
+    cols = [*tasks, *(c for c in COMPARE_SHOWN if c not in ("wilcoxon_p_adj", "tost_p_adj", "equivalent"))]
     caption = (
         f"every pair of arms per task; differences A - B with the Welch 95% interval; *_p_adj corrected with {correction} "
         f"across all {len(result)} rows (each test its own family); mde = smallest difference detectable with 80% power at alpha 0.05 "

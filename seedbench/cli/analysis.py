@@ -111,30 +111,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from seedbench.analysis.api import columns
 
         within = columns(args.within) if args.within is not None else [c for c in ("model", "dataset") if c not in columns(args.by)]
-        keep = [
-            *within,
-            "arm_a",
-            "arm_b",
-            "n_a",
-            "n_b",
-            "mean_a",
-            "mean_b",
-            "diff",
-            "diff_ci_low",
-            "diff_ci_high",
-            "mde",
-            "welch_p_adj",
-            "mwu_p_adj",
-            "p_a_gt_b",
-            "std_ratio",
-            "bf_p_adj",
-            "hedges_g",
-            "paired_n",
-            "paired_t_p_adj",
-            "wilcoxon_p_adj",
-            "tost_p_adj",
-            "equivalent",
-        ]
+        from seedbench.analysis.api import COMPARE_SHOWN
+
+        keep = [*within, *COMPARE_SHOWN]
         result = result[[c for c in keep if c in result.columns]]
     emit(result, args.format, title, args.output)
     return 0

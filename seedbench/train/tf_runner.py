@@ -30,7 +30,7 @@ from seedbench.data.augment import Augmenter
 from seedbench.data.datasets import Dataset
 from seedbench.optim.directions import DEFAULT_CHUNK
 from seedbench.seeding import generator
-from seedbench.train.loop import EVAL_BATCH, _Batches
+from seedbench.train.loop import EVAL_BATCH, _Batches, _jsonable, summarize_val_acc
 from seedbench.train.tf_models import build_keras_model, count_parameters, tf, to_nhwc
 from seedbench.train.tf_optim import (
     DISTRIBUTIONS,
@@ -52,7 +52,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "nes": {"dims": 250, "sigma": 0.01, "antithetic": False, "distribution": "normal", "normalization": "auto", "chunk": DEFAULT_CHUNK},
 }
 DEFAULTS["fpd"] = dict(DEFAULTS["rbd"])
-LAST_EPOCHS = 10  # val_acc_last10 averages this many final epochs (fewer if the run is shorter)
 
 
 class DivergenceCheck(Protocol):
@@ -317,22 +316,6 @@ def make_evaluator(model) -> Callable[[np.ndarray, np.ndarray], tuple[float, flo
     return evaluate
 
 
-def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """best_val_acc (first epoch on ties), best_epoch, val_acc_last10 (mean of the last 10 epochs, or of
-    all when fewer ran), computed as loop.train computes them."""
-    if not history:
-        return {"best_val_acc": None, "best_epoch": None, "val_acc_last10": None}
-    accs = [float(h["val_acc"]) for h in history]
-    best = max(range(len(accs)), key=lambda i: (accs[i], -i))
-    tail = accs[-LAST_EPOCHS:]
-    return {"best_val_acc": accs[best], "best_epoch": int(history[best]["epoch"]), "val_acc_last10": sum(tail) / len(tail)}
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    """NaN/inf are not JSON: stored as strings, as loop.train does."""
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-
-
 # ---------------------------------------------------------------------- the runner
 def train_tensorflow(
     method: str,
@@ -458,11 +441,11 @@ def train_tensorflow(
         result.update({k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")})
         # images over time, so an epoch without a NES update does not drag down a mean of rates
         result["images_per_s"] = images_total / seconds_total if seconds_total > 0 else None
-    result.update(summarize(history))
+    result.update(summarize_val_acc(history))
     if status == "finished":
         result["test_loss"], result["test_acc"] = evaluate(*evals["test"])
     result.update({"D": count_parameters(net), "framework": "tensorflow"})
     return _jsonable(result)
 
 
-__all__ = ["BatchStream", "DEFAULTS", "METHODS", "Trainer", "make_evaluator", "resolve_options", "summarize", "train_tensorflow"]
+__all__ = ["BatchStream", "DEFAULTS", "METHODS", "Trainer", "make_evaluator", "resolve_options", "train_tensorflow"]

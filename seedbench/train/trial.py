@@ -83,28 +83,14 @@ def divergence_rules(cfg: TrialConfig):
     return DivergenceRules.from_config(cfg.stop_rule or "accuracy", cfg.stop_min_acc, cfg.stop_acc_after_epoch)
 
 
-def run_trial(
-    cfg: TrialConfig,
-    out_dir: str | Path,
-    method: Method | str | None = None,
-    placement: Placement | dict[str, Any] | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """Run one trial and record it in `out_dir` (run.json, epochs.jsonl, traceback.txt on failure).
-
-    `cfg` is validated again through the method (lr and stop rule filled from the method's defaults).
-    """
+def new_record(method: Method, cfg: TrialConfig, place: Placement, run_id: str | None) -> RunRecord:
+    """A run's record as it starts: what runs, where, with which software."""
     import torch
 
     from seedbench import __version__
-    from seedbench.registry import get_method, loaded_plugins
+    from seedbench.registry import loaded_plugins
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    method = get_method(method) if isinstance(method, str) else (method or method_of(cfg))
-    cfg = method.resolve(cfg.model_dump())
-    place = placement if isinstance(placement, Placement) else Placement(**(placement or {}))
-    record = RunRecord(
+    return RunRecord(
         run_id=run_id,
         method=method.name,
         config=cfg.model_dump(),
@@ -118,6 +104,28 @@ def run_trial(
         placement=place.model_dump(),
         plugins=loaded_plugins() or None,
     )
+
+
+def run_trial(
+    cfg: TrialConfig,
+    out_dir: str | Path,
+    method: Method | str | None = None,
+    placement: Placement | dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Run one trial and record it in `out_dir` (run.json, epochs.jsonl, traceback.txt on failure).
+
+    `cfg` is validated again through the method (lr and stop rule filled from the method's defaults).
+    """
+
+    from seedbench.registry import get_method
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    method = get_method(method) if isinstance(method, str) else (method or method_of(cfg))
+    cfg = method.resolve(cfg.model_dump())
+    place = placement if isinstance(placement, Placement) else Placement(**(placement or {}))
+    record = new_record(method, cfg, place, run_id)
     write_record(out_dir, record)
     epochs_path = out_dir / EPOCHS_FILE
     epochs_path.unlink(missing_ok=True)  # a retried run starts its curve afresh
@@ -244,11 +252,10 @@ def run_pack(
     """
     import torch
 
-    from seedbench import __version__
     from seedbench.data import load_dataset
     from seedbench.data.transforms import resize_dataset
     from seedbench.models import count_parameters
-    from seedbench.registry import get_model, loaded_plugins
+    from seedbench.registry import get_model
     from seedbench.seeding import stream_seeds
     from seedbench.train.packed import PackMember, PackSettings, train_packed
 
@@ -267,26 +274,10 @@ def run_pack(
         seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
         model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"])
         model = model.to(device)
-        record = RunRecord(
-            run_id=run_id,
-            method=method.name,
-            arm=method.arm_label(cfg, get_model(cfg.model).default_init),
-            config=cfg.model_dump(),
-            lr=cfg.lr,
-            framework=cfg.framework,
-            host=socket.gethostname(),
-            python=platform.python_version(),
-            torch=torch.__version__,
-            seedbench=__version__,
-            started_at=time.time(),
-            placement=place.model_dump(),
-            plugins=loaded_plugins() or None,
-            init_applied=init_applied,
-            seeds=seeds,
-            device=device,
-            pack_size=len(members),
-            pack_id=pack_id,
-        )
+        record = new_record(method, cfg, place, run_id)
+        record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
+        record.init_applied, record.seeds, record.device = init_applied, seeds, device
+        record.pack_size, record.pack_id = len(members), pack_id
         write_record(out_dir, record)
         records.append(record)
         pack.append(
