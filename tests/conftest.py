@@ -68,3 +68,8 @@ def scratch_project(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "components", project / "components", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "machinable.yaml", project / "machinable.yaml")
     return project
+
+
+# The session's one local Ray cluster, shared by every module that asks for `ray_cluster` (a fixture
+# imported into two test modules would start two clusters in one process).
+from tests.ray_fixtures import ray_cluster  # noqa: E402,F401

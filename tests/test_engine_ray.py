@@ -24,7 +24,6 @@ from seedbench.sweep.grid import SweepSpec
 from seedbench.sweep.runners.dispatch import CACHED_MARKER, WORKER_FILE
 from seedbench.sweep.status import sweep_status
 from tests.conftest import ROOT
-from tests.ray_fixtures import ray_cluster  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.slow
 

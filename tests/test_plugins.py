@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.ray_fixtures import ray_cluster  # noqa: F401 - the session's shared local Ray
 
 FAST = ["--epochs", "1", "--set", "limit_train=96", "--set", "val_size=48"]
 
@@ -63,7 +62,7 @@ def test_signsgd_plugin_runs_on_the_local_engine_and_reports(tmp_path: Path, plu
     assert {json.loads(compare.stdout)[0]["arm_a"], json.loads(compare.stdout)[0]["arm_b"]} == {"signsgd", "sgd"}
 
 
-def test_signsgd_plugin_runs_on_the_ray_engine(tmp_path: Path, plugin_copy: Path, ray_cluster) -> None:  # noqa: F811
+def test_signsgd_plugin_runs_on_the_ray_engine(tmp_path: Path, plugin_copy: Path, ray_cluster) -> None:
     store = tmp_path / "store"
     result = run_cli(
         "sweep",
