@@ -63,3 +63,12 @@ def test_crossed_seed_streams_feed_decompose(tmp_path: Path) -> None:
         assert 0 <= row["ci_low"] <= row["ci_high"]
     total = next(r for r in rows if r["component"] == "total")
     assert abs(sum(r["variance"] for r in rows if r["component"] != "total") - total["variance"]) < 1e-9
+
+
+def test_until_decided_bad_input_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for extra, fragment in ((["--method", "sgd"], "one arm"), (["--method", "sgd,rbd", "--alpha", "1.5"], "--alpha")):
+        result = run_cli("sweep", *extra, "--model", "fc", "--dataset", "digits", "--until-decided", "--store", str(store), *TINY)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr
+        assert not store.exists()
