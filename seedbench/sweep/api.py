@@ -48,6 +48,7 @@ class Sweep:
         data_dir: str | None = None,
         plugins: str | Iterable[str] = (),
         resources: Mapping[str, Any] | None = None,
+        pack: int | str | None = None,
     ):
         self.spec = SweepSpec(
             methods=_names(methods),
@@ -65,6 +66,7 @@ class Sweep:
             augment_seeds=_seeds(augment_seeds, "augment_seeds"),
             plugins=_names(plugins),
             resources=dict(resources) if resources else None,
+            pack=pack,
         )
 
     @classmethod
@@ -97,11 +99,22 @@ class Sweep:
         retry_failed: bool = False,
         quiet: bool = True,
         resources: str | dict | None = None,
+        pack: int | str | None = None,
     ):
-        """Train the grid's unfinished cells; returns the SweepSummary (trained, reused, failed, store)."""
+        """Train the grid's unfinished cells; returns the SweepSummary (trained, reused, failed, store).
+
+        `pack`: K seeds trained as one vectorized model, "auto" (the measured rule) or 1 (off); None keeps
+        the Sweep's own setting (docs/engine.md, "Seed packing").
+        """
         from seedbench.sweep.run import run_sweep
 
-        return run_sweep(self.spec, retry_failed=retry_failed, quiet=quiet, engine=engine, address=address, resources=resources)
+        return run_sweep(self.spec, retry_failed=retry_failed, quiet=quiet, engine=engine, address=address, resources=resources, pack=pack)
+
+    def dry_run(self, retry_failed: bool = False, pack: int | str | None = None):
+        """What `.run()` would do - new, reused, failed-before cells and packs - without running or writing anything."""
+        from seedbench.sweep.run import dry_run
+
+        return dry_run(self.spec, retry_failed=retry_failed, pack=pack)
 
     def run_until_decided(
         self,
