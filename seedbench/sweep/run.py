@@ -1,10 +1,12 @@
 """Run a sweep: plan the grid against the store, execute what is pending, summarise.
 
-Under the index lock (so two sweeps on one store never materialise a cell twice) the driver plans
-every cell, records the sweep's cell list in the store (`seedbench status` reads it), and prepares
-each pending cell's run-record, handing it to the engine as soon as it is prepared: the local engine
-trains cells one after another in this process; the Ray engine submits each as a task, so the first
-cells run while the rest are still being prepared.
+The driver resolves every cell, looks all of them up in the store in one query (plan.plan_cells) and
+records the sweep's cell list there (`seedbench status` reads it): for 10,000 cells that takes seconds.
+It then prepares pending cells just in time, as the engine can start them: materialising a cell and
+its run-record in machinable costs ~15 ms, so 10,000 of them up front would keep the first cell
+waiting minutes and hold 10,000 tasks in Ray's queue. Each batch is prepared under the index lock, so
+two sweeps on one store never materialise a cell twice. The local engine prepares a cell, trains it
+in this process, and moves on; the Ray engine keeps a few tasks per CPU queued ahead of its workers.
 
 The progress bar counts cells: done, running, failed, pending, with an ETA; the summary says what was
 trained, reused, diverged or failed, and names the failed cells (their traceback is in the run folder).
@@ -110,7 +112,7 @@ class Packer:
     """Collects prepared cells that differ only in their seeds into packs; everything else goes through at once.
 
     A group is packed only if its method and model say they can be (Method.packable, ModelSpec.packable)
-    and seedbench.train.packed.can_pack agrees; with `auto` the pack size comes from the measured rule
+    and seedbench.train.pack_rules.can_pack agrees; with `auto` the pack size comes from the measured rule
     (auto_pack_size), which says 1 wherever packing does not pay.
     """
 
@@ -133,7 +135,7 @@ class Packer:
 
         if not (resolved.method.packable and get_model(resolved.config.model).packable):
             return 1
-        from seedbench.train.packed import auto_pack_size, can_pack
+        from seedbench.train.pack_rules import auto_pack_size, can_pack
 
         ok, _why = can_pack(resolved.params, resolved.method.name)
         if not ok:
@@ -143,20 +145,29 @@ class Packer:
             return auto_pack_size(resolved.config.model, resolved.method.name, device)
         return int(self.pack)
 
-    def add(self, resolved: Any, prepared: Any) -> None:
+    def add(self, resolved: Any, prepared: Any) -> int:
+        """Hand a prepared cell over; returns the number of tasks submitted (0 while its pack fills)."""
         size = self.size_for(resolved)
         if size <= 1:
             self.runner.submit(prepared)
-            return
+            return 1
         key = resolved.cell.group
         members = self.waiting.setdefault(key, [])
         members.append(prepared)
         if len(members) >= size:
             self._submit(self.waiting.pop(key))
+            return 1
+        return 0
 
-    def flush(self) -> None:
-        for key in list(self.waiting):
-            self._submit(self.waiting.pop(key))
+    def flush(self, group: tuple | None = None) -> int:
+        """Submit what waits (of one group, or all) as a smaller pack; returns the tasks submitted."""
+        keys = [group] if group is not None else list(self.waiting)
+        submitted = 0
+        for key in keys:
+            if self.waiting.get(key):
+                self._submit(self.waiting.pop(key))
+                submitted += 1
+        return submitted
 
     def _submit(self, members: list[Any]) -> None:
         if len(members) == 1:
@@ -169,6 +180,42 @@ class Packer:
         pack_id = hashlib.sha256("".join(sorted(m.job["uuid"] for m in members)).encode()).hexdigest()[:16]
         self.packs.append(len(members))
         self.runner.submit(PreparedPack(members, pack_id))
+
+
+class Feeder:
+    """Prepares the pending cells just in time, as many as the engine asks for, under the index lock.
+
+    A pack counts as one task: the Packer submits it once its K-th member is prepared, and a group's last
+    members go as a smaller pack as soon as the group has no more cells to prepare.
+    """
+
+    def __init__(self, todo: list[Any], packer: Packer, prepare: Any, lock: Any, on_prepared: Any):
+        from collections import Counter, deque
+
+        self.todo = deque(todo)
+        self.left = Counter(p.cell.group for p in todo)
+        self.packer, self.prepare, self.lock, self.on_prepared = packer, prepare, lock, on_prepared
+        self.seconds = 0.0  # spent preparing
+
+    def refill(self, slots: int) -> bool:
+        """Prepare and submit up to `slots` more tasks; False once every cell has been handed over."""
+        if not self.todo:
+            return False
+        started = time.time()
+        submitted = 0
+        with self.lock():
+            while self.todo and submitted < max(1, slots):
+                planned = self.todo.popleft()
+                group = planned.cell.group
+                self.left[group] -= 1
+                prepared = self.prepare(planned)
+                self.on_prepared(planned, prepared)
+                if prepared is not None:
+                    submitted += self.packer.add(planned.resolved, prepared)
+                if self.left[group] == 0:
+                    submitted += self.packer.flush(group)
+        self.seconds += time.time() - started
+        return bool(self.todo)
 
 
 def run_sweep(
@@ -185,7 +232,7 @@ def run_sweep(
     """Plan, prepare and execute `spec` on the local or the Ray engine; see the module docstring."""
     from seedbench.config import PLUGIN_ENV
     from seedbench.registry import load_plugins, plugins_to_env
-    from seedbench.sweep.plan import plan_cell, resolve_grid
+    from seedbench.sweep.plan import plan_cells, resolve_grid
     from seedbench.sweep.runners.dispatch import begin_sweep, forwarded_env, prepare_cell
     from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
     from seedbench.sweep.runners.resources import check_local, check_local_devices, parse_resources, request_for
@@ -270,51 +317,60 @@ def run_sweep(
         summary.timings["connect"] = time.time() - started
 
         begin_sweep()
+        stack.enter_context(keep_index_open(database))
         with index_lock(database):
             mark = time.time()
             if engine == "ray":
                 ray_engine.check_cluster(requests)
-            summary.sweep_file = write_sweep(directory, cells, {}, engine, argv)
             summary.timings["validate"] = validated + time.time() - mark
-            # Then cell by cell: look it up, and hand what is pending to the engine at once.
+            # Every cell looked up at once; the sweep's list goes into the store before anything runs.
             mark = time.time()
-            progress.start(len(cells))
-            stack.enter_context(keep_index_open(database))
             folders: dict[str, Path | None] = {}
-            last_record = time.time()
-            for r in resolved:
-                cell = r.cell
-                p = plan_cell(r)
-                if p.state == "finished" or (p.state == "failed" and not retry_failed):
-                    folders[cell.label] = p.directory
-                    if p.state == "finished":
-                        summary.reused += 1
-                        planned_reused[0] += 1
-                    else:
-                        summary.skipped_failed.append(cell.label)
-                    progress.total -= 1
-                    continue
-                prepared = prepare_cell(p, directory, root, override, env)
-                if prepared is None:  # finished by a concurrent sweep since it was looked up
-                    folders[cell.label] = p.directory
+            todo = []
+            for p in plan_cells(resolved, database, store=directory):
+                folders[p.cell.label] = p.path
+                if p.state == "finished":
                     summary.reused += 1
-                    continue
-                folders[cell.label] = prepared.interface_dir
-                packer.add(r, prepared)  # submits at once, or when its pack is full
-                if runner.poll():
-                    tick()
-                if time.time() - last_record > 10:  # a long plan keeps `seedbench status` informed
-                    write_sweep(directory, cells, folders, engine, argv)
-                    last_record = time.time()
-            packer.flush()
-            summary.packs = packer.packs
-            summary.folders = folders
-            write_sweep(directory, cells, folders, engine, argv)
-            summary.timings["plan_prepare"] = time.time() - mark
+                    planned_reused[0] += 1
+                elif p.state == "failed" and not retry_failed:
+                    summary.skipped_failed.append(p.cell.label)
+                else:
+                    todo.append(p)
+            summary.sweep_file = write_sweep(directory, cells, folders, engine, argv)
+            summary.timings["plan"] = time.time() - mark
+        progress.start(len(todo))
+        listed = {"at": time.time(), "cost": 0.0, "dirty": False}
+
+        def prepared_one(planned: Any, prepared: Any) -> None:
+            listed["dirty"] = True
+            if prepared is None:  # finished by a concurrent sweep since it was looked up
+                summary.reused += 1
+                progress.total -= 1
+                folders[planned.cell.label] = planned.directory
+                return
+            folders[planned.cell.label] = prepared.interface_dir
+
+        def ticked(description: str | None = None) -> None:
+            """Progress, and the sweep file: `seedbench status` finds a cell once that file names its folder.
+
+            It is rewritten when cells were prepared, at most once a second, and less often where a
+            rewrite is slow (a 10,000-cell list), so that it never takes more than ~5% of the driver's time.
+            """
+            tick(description)
+            now = time.time()
+            if listed["dirty"] and now - listed["at"] >= max(1.0, 20 * listed["cost"]):
+                write_sweep(directory, cells, folders, engine, argv)
+                listed.update(at=time.time(), cost=time.time() - now, dirty=False)
+
+        feeder = Feeder(todo, packer, lambda p: prepare_cell(p, directory, root, override, env), lambda: index_lock(database), prepared_one)
         mark = time.time()
-        runner.run_to_end(tick)
+        runner.run_to_end(ticked, feeder.refill)
         tick(engine)
-        summary.timings["run"] = time.time() - mark
+        summary.packs = packer.packs
+        summary.folders = folders
+        write_sweep(directory, cells, folders, engine, argv)
+        summary.timings["prepare"] = feeder.seconds
+        summary.timings["run"] = time.time() - mark - feeder.seconds
     summary.seconds = time.time() - started
     return summary
 
@@ -344,9 +400,10 @@ class DryRun:
 def dry_run(spec: SweepSpec, retry_failed: bool = False, resources: str | dict | None = None, pack: int | str | None = None) -> DryRun:
     """Validate the grid and look every cell up in the store; run and write nothing."""
     from seedbench.registry import load_plugins
-    from seedbench.sweep.plan import plan_cell, resolve_grid
+    from seedbench.sweep.plan import PlannedCell, plan_cells, resolve_grid
+    from seedbench.sweep.runners.locking import index_path
     from seedbench.sweep.runners.resources import parse_resources
-    from seedbench.sweep.runners.store_context import open_store, store_dir
+    from seedbench.sweep.runners.store_context import index_database, open_project, project_root, store_dir
 
     started = time.time()
     parse_resources(resources if resources is not None else spec.resources)
@@ -357,25 +414,29 @@ def dry_run(spec: SweepSpec, retry_failed: bool = False, resources: str | dict |
     result = DryRun(total=len(cells))
     packer = Packer(None, pack, spec.engine or "local")
     pending: dict[tuple, int] = {}
-    exists = store_dir(spec.store).is_dir()
-    with open_store(spec.store) if exists else contextlib.nullcontext():
-        for r in resolved:
-            state = plan_cell(r, repair=False).state if exists else "pending"
-            if state == "finished":
-                result.reused += 1
+    directory = store_dir(spec.store)
+    if directory.is_dir():  # machinable's project only (its storage and index contexts would write)
+        with open_project():
+            planned = plan_cells(resolved, index_path(directory, index_database(spec.store), project_root()), repair=False, store=directory)
+    else:
+        planned = [PlannedCell(r, "pending") for r in resolved]
+    for p in planned:
+        r, state = p.resolved, p.state
+        if state == "finished":
+            result.reused += 1
+            continue
+        if state == "failed":
+            result.failed_before += 1
+            if not retry_failed:
                 continue
-            if state == "failed":
-                result.failed_before += 1
-                if not retry_failed:
-                    continue
-                result.retried += 1
-            else:
-                result.new += 1
-            size = packer.size_for(r)
-            if size <= 1:
-                result.solo += 1
-            else:
-                pending[r.cell.group] = pending.get(r.cell.group, 0) + 1
+            result.retried += 1
+        else:
+            result.new += 1
+        size = packer.size_for(r)
+        if size <= 1:
+            result.solo += 1
+        else:
+            pending[r.cell.group] = pending.get(r.cell.group, 0) + 1
     for key, count in pending.items():
         size = packer.sizes[key]
         full, rest = divmod(count, size)

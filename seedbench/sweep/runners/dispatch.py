@@ -63,11 +63,11 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES) and k != "MACHINABLE_INDEX"}
 
 
-def forget_entry(entry: Any, directory: Path) -> None:
+def forget_entry(record_id: str, directory: Path) -> None:
     """Hide a half-materialised cell from the index and move its folder aside, so it is built afresh."""
     from machinable import Index
 
-    Index.get().hide(entry.record_id)
+    Index.get().hide(record_id)
     if directory.exists():
         os.replace(directory, directory.with_name(f"{directory.name}.broken-{int(time.time())}"))
 

@@ -36,8 +36,16 @@ class LocalRunner:
     def counts(self) -> dict[str, int]:
         return {"running": int(self.running), "queued": len(self.queue)}
 
-    def run_to_end(self, tick: Callable[[], None] | None = None) -> None:
-        while self.queue:
+    def run_to_end(self, tick: Callable[[], None] | None = None, refill: Callable[[int], bool] | None = None) -> None:
+        """Run the queue; `refill(n)` prepares and submits up to n more tasks, False once there are no more."""
+        more = refill is not None
+        while True:
+            if not self.queue and more:
+                more = refill(1)
+            if not self.queue:
+                if more:
+                    continue  # every cell of that batch was finished elsewhere meanwhile
+                break
             cell = self.queue.pop(0)
             self.running = True
             if self.on_start is not None:

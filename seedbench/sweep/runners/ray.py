@@ -2,7 +2,9 @@
 
 The driver prepares every cell (seedbench.sweep.runners.dispatch.prepare_cell: it alone writes the machinable
 index) and submits a task that receives a plain dict of path strings; the task rebuilds the interface
-and its run-record from their folders inside `with Project(...)` and writes files only.
+and its run-record from their folders inside `with Project(...)` and writes files only. Cells are
+prepared just in time: the runner asks for more while fewer than QUEUED_PER_CPU tasks per cluster CPU
+wait to start, so a 10,000-cell grid never sits in Ray's queue (or the driver's memory) at once.
 
 - Resources: each task asks for the cell's num_cpus / fractional num_gpus / custom resources (e.g.
   {"IPU": 1}); requests no live node can ever satisfy are refused before anything runs. A task holding
@@ -35,6 +37,7 @@ MAX_RETRIES = 3  # worker or node deaths per cell before the cell is recorded as
 BUSY_BACKOFF = (0.5, 5.0)  # first and longest wait before resubmitting a cell another sweep is training
 INFEASIBLE_GRACE = 30.0  # seconds a queued cell may wait for resources that no live node has any more
 FEASIBILITY_CHECK_EVERY = 5.0  # seconds between those checks
+QUEUED_PER_CPU = 2  # tasks waiting to start, per CPU of the cluster, before the driver prepares more
 
 Report = Callable[[PreparedCell, dict[str, Any]], None]
 
@@ -216,6 +219,7 @@ class RayRunner:
         self.cancelled: dict[Any, str] = {}
         self._options: dict[Request, Any] = {}
         self._last_check = 0.0
+        self.window: int | None = None  # tasks allowed to wait for a worker (set from the cluster on first use)
 
     # -- the runner protocol shared with LocalRunner -------------------------------------------------
     def submit(self, cell: PreparedCell) -> None:
@@ -251,10 +255,24 @@ class RayRunner:
         running = len(self.inflight) - len(self.unstarted)
         return {"running": running, "queued": len(self.unstarted) + len(self.deferred)}
 
-    def run_to_end(self, tick: Callable[[], None] | None = None, interval: float = 0.25) -> None:
+    def wants(self) -> int:
+        """How many more tasks to submit now: the queue ahead of the workers is kept QUEUED_PER_CPU deep."""
+        if self.window is None:
+            import ray
+
+            self.window = max(4, QUEUED_PER_CPU * int(ray.cluster_resources().get("CPU", 1)))
+        self._refresh_started()
+        return max(0, self.window - len(self.unstarted) - len(self.deferred))
+
+    def run_to_end(self, tick: Callable[[], None] | None = None, refill: Callable[[int], bool] | None = None, interval: float = 0.25) -> None:
+        """Collect every task's outcome; `refill(n)` prepares and submits up to n more, False once there are no more."""
         last_tick = 0.0
-        while self.inflight or self.deferred:
-            self.poll(timeout=interval)
+        more = refill is not None
+        while more or self.inflight or self.deferred:
+            wanted = self.wants() if more else 0
+            if wanted:
+                more = refill(wanted)
+            self.poll(timeout=0.0 if wanted and more else interval)
             now = time.time()
             if now - self._last_check > FEASIBILITY_CHECK_EVERY:
                 self._check_feasible_still()

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from seedbench.sweep.presets import catalog_path
 
@@ -30,6 +31,18 @@ def index_database(store: str | os.PathLike | None) -> str | None:
     if store:
         return str(store_dir(store) / ".machinable.sqlite")
     return None  # machinable's default: <project>/.machinable.sqlite
+
+
+@contextlib.contextmanager
+def open_project() -> Iterator[None]:
+    """Enter machinable's project alone (components importable), for work that reads the store only."""
+    from machinable import Project
+
+    root = str(project_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    with Project(root):
+        yield
 
 
 @contextlib.contextmanager
@@ -67,6 +80,48 @@ def _old_root(paths: list[Path], directory: Path) -> Path | None:
     return None
 
 
+def read_index(database: Path) -> Any:
+    """A connection that reads the index and writes nothing: not even SQLite's -wal/-shm files.
+
+    Without a write-ahead log beside it the file is opened immutable (no locks, no side files);
+    with one (a sweep is writing right now) read-only, so that its recent rows are seen.
+    """
+    import sqlite3
+
+    wal = Path(str(database) + "-wal")
+    mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+    return sqlite3.connect(f"file:{database}?{mode}", uri=True, timeout=60)
+
+
+def moved_from(database: Path, directory: Path) -> Path | None:
+    """The folder this store was moved or copied from, if its index still points there; reads only."""
+    import sqlite3
+
+    if not database.is_file():
+        return None
+    inside = str(directory) + os.sep
+    with contextlib.closing(read_index(database)) as db:
+        try:
+            rows = db.execute("SELECT storage_uri, local_uri FROM 'index' WHERE kind != 'Project'").fetchall()
+        except sqlite3.Error:
+            return None  # not machinable's index (or a newer schema): leave it to machinable
+    paths = [
+        Path(uri[len(FILE_URI) :])
+        for row in rows
+        for uri in row
+        if isinstance(uri, str) and uri.startswith(FILE_URI) and not uri[len(FILE_URI) :].startswith(inside)
+    ]
+    return _old_root(paths, directory) if paths else None
+
+
+def moved_uri(uri: str | None, old: Path | None, directory: Path) -> str | None:
+    """`uri` re-pointed from the store's old folder to `directory`."""
+    prefix = FILE_URI + str(old) + os.sep
+    if old is not None and isinstance(uri, str) and uri.startswith(prefix):
+        return FILE_URI + str(directory / uri[len(prefix) :])
+    return uri
+
+
 def relocate_index(database: Path, directory: Path) -> int:
     """Point the store's own index at this copy of the store, if the store was moved or copied.
 
@@ -77,33 +132,16 @@ def relocate_index(database: Path, directory: Path) -> int:
     """
     import sqlite3
 
-    if not database.is_file():
+    old = moved_from(database, directory)
+    if old is None:
         return 0
-    inside = str(directory) + os.sep
     with contextlib.closing(sqlite3.connect(database, timeout=60)) as db:
-        try:
-            rows = db.execute("SELECT rowid, storage_uri, local_uri FROM 'index' WHERE kind != 'Project'").fetchall()
-        except sqlite3.Error:
-            return 0  # not machinable's index (or a newer schema): leave it to machinable
-        paths = [
-            Path(uri[len(FILE_URI) :])
-            for _, storage, local in rows
-            for uri in (local, storage)
-            if isinstance(uri, str) and uri.startswith(FILE_URI) and not uri[len(FILE_URI) :].startswith(inside)
+        rows = db.execute("SELECT rowid, storage_uri, local_uri FROM 'index' WHERE kind != 'Project'").fetchall()
+        updates = [
+            (moved_uri(storage, old, directory), moved_uri(local, old, directory), rowid)
+            for rowid, storage, local in rows
+            if (moved_uri(storage, old, directory), moved_uri(local, old, directory)) != (storage, local)
         ]
-        if not paths:
-            return 0
-        old = _old_root(paths, directory)
-        if old is None:
-            return 0
-        prefix = str(old) + os.sep
-
-        def moved(uri: str | None) -> str | None:
-            if isinstance(uri, str) and uri.startswith(FILE_URI + prefix):
-                return FILE_URI + str(directory / uri[len(FILE_URI + prefix) :])
-            return uri
-
-        updates = [(moved(storage), moved(local), rowid) for rowid, storage, local in rows if (moved(storage), moved(local)) != (storage, local)]
         with db:
             db.executemany("UPDATE 'index' SET storage_uri = ?, local_uri = ? WHERE rowid = ?", updates)
     return len(updates)
