@@ -164,13 +164,13 @@ class Store:
         where: str | None = None,
     ) -> tuple[pd.DataFrame, str]:
         """A summary (default), the Table-1 layout (`baseline`: an arm, e.g. "sgd") or a variance study; (table, title)."""
+        runs = self._runs(where)
+        check_metric(runs, metric)  # a typo is answered before scipy is imported (~1 s)
+        _correction(correction)
         from seedbench.analysis.report import summary_table
         from seedbench.analysis.stats import variance_study
         from seedbench.analysis.tables import table1, variance_table
 
-        _correction(correction)
-        runs = self._runs(where)
-        check_metric(runs, metric)
         if study == "variance":
             by_cols = columns(by) or ["init", "stabilize", "rewire"]
             within_cols = columns(within) or ["method", "model", "dataset"]
@@ -201,11 +201,11 @@ class Store:
     ) -> pd.DataFrame:
         """Every pair of arms within each group: difference with CI, Welch, Mann-Whitney, variance tests, Hedges' g,
         the minimal detectable effect at these n (`mde`), and with `equivalence` a TOST within +-margin."""
+        runs = self._runs(where)
+        check_metric(runs, metric)  # a typo is answered before scipy is imported (~1 s)
+        _correction(correction)
         from seedbench.analysis.stats import compare
 
-        _correction(correction)
-        runs = self._runs(where)
-        check_metric(runs, metric)
         by_cols = columns(by)
         within_cols = columns(within) if within is not None else [c for c in ("model", "dataset") if c not in by_cols]
         check_columns(runs, within_cols, "--within")

@@ -18,8 +18,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from seedbench.analysis.stats import select_arm, split_by_status
-
 FORMATS = ("terminal", "markdown", "csv", "json", "latex")
 # How the paper writes dataset names in row labels ("FC-MNIST", "CNN-CIFAR10").
 DATASET_LABELS = {
@@ -145,6 +143,8 @@ def _row_cells(
     digits: tuple[int, int],
     status_col: str,
 ) -> dict[Any, str]:
+    from seedbench.analysis.stats import select_arm, split_by_status  # scipy: ~1 s to import, needed only here
+
     splits = {m: split_by_status(select_arm(group, cols, m), metric, status_col) for m in methods}
     means = {m: float(np.mean(s.values)) * scale if len(s.values) else math.nan for m, s in splits.items()}
     base_mean = means.get(baseline, math.nan)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 
 from seedbench.analysis.api import PLOT_KINDS
 from seedbench.analysis.tables import FORMATS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # the file extensions -o accepts, per --format
 EXTENSIONS = {"terminal": {".txt"}, "markdown": {".md", ".txt"}, "csv": {".csv"}, "json": {".json"}, "latex": {".tex"}}
