@@ -52,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--engine", choices=["local", "ray"], default="local")
     parser.add_argument("--plot", default="docs/variance-study.png", help="box/strip plot file ('' for none)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"arms to train, of {', '.join(ARMS)} (the report covers every arm stored)")
     parser.add_argument("--pack", default="auto", help="seeds per pack: K, auto (default) or 1 (solo)")
     parser.add_argument("--solo-sample", type=int, default=0, help="also time N seeds packed vs solo (0: skip)")
     parser.add_argument("--sample-epochs", type=int, default=2)
     args = parser.parse_args(argv)
+    unknown = sorted(set(split_list(args.arms)) - set(ARMS))
+    if unknown:
+        parser.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
 
     datasets = present_datasets(split_list(args.datasets), args.data_dir)
     if not datasets:
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     first: Sweep | None = None
     for init in split_list(args.inits):
         for arm, (stabilize, rewire) in ARMS.items():
+            if arm not in split_list(args.arms):
+                continue
             overrides = {"init": init, "stabilize": stabilize, "rewire": rewire, "epochs": args.epochs, "stabilize_tries": args.tries}
             if args.limit_train:
                 overrides["limit_train"] = args.limit_train

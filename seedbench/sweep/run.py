@@ -210,6 +210,7 @@ class Feeder:
                 self.left[group] -= 1
                 prepared = self.prepare(planned)
                 self.on_prepared(planned, prepared)
+                planned._interface = None  # machinable's objects are ~40 KiB a cell: not kept for 10,000 cells
                 if prepared is not None:
                     submitted += self.packer.add(planned.resolved, prepared)
                 if self.left[group] == 0:
@@ -363,6 +364,7 @@ def run_sweep(
                 listed.update(at=time.time(), cost=time.time() - now, dirty=False)
 
         feeder = Feeder(todo, packer, lambda p: prepare_cell(p, directory, root, override, env), lambda: index_lock(database), prepared_one)
+        del todo  # the feeder's queue holds the pending cells; each is let go once prepared
         mark = time.time()
         runner.run_to_end(ticked, feeder.refill)
         tick(engine)

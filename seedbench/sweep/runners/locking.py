@@ -83,9 +83,17 @@ def index_path(store: Path, database: str | None, project_dir: Path) -> Path:
     return Path(project_dir) / ".machinable.sqlite"
 
 
+# machinable finds an existing record with `(parent_id IS ? OR ...) AND identity_key=? AND
+# predicate_key=?`; the OR keeps SQLite off its (parent_id, identity_key, predicate_key) index, so every
+# cell it materialises scanned every stored cell (preparing a cell took 16 ms at 500 cells, 48 ms at
+# 3,000). An index on the identity alone makes that look-up a search again.
+LOOKUP_INDEX = "CREATE INDEX IF NOT EXISTS seedbench_identity_predicate ON 'index'(identity_key, predicate_key)"
+
+
 @contextlib.contextmanager
 def keep_index_open(path: Path) -> Iterator[None]:
-    """Hold an idle reader on the index (see the module docstring); a no-op if it cannot be opened."""
+    """Hold an idle reader on the index (see the module docstring), after adding LOOKUP_INDEX to it;
+    a no-op if it cannot be opened."""
     connection = None
     try:
         if not Path(path).is_file():  # a new store: create the index now, so the reader holds it from the first cell
@@ -94,6 +102,8 @@ def keep_index_open(path: Path) -> Iterator[None]:
             load(str(path), create=True).close()
         if Path(path).is_file():
             connection = sqlite3.connect(str(path), timeout=5)
+            with connection:
+                connection.execute(LOOKUP_INDEX)
             connection.execute("SELECT count(*) FROM sqlite_master").fetchall()  # maps the WAL index
     except sqlite3.Error:
         connection = None
