@@ -606,6 +606,9 @@ def test_ctrl_c_stops_in_one_line_and_the_same_command_resumes(ctx: Ctx) -> None
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **ctx.env, "SB_PROBE": f"hold:{marker}"},
+        # as from a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored,
+        # and Python then installs no Ctrl-C handler at all, so the signal would never arrive
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
