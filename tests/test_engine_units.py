@@ -110,13 +110,13 @@ def test_the_driver_plans_every_method_without_importing_torch(tmp_path):
     script = f"""
 import sys
 from seedbench.registry import method_names
-from seedbench.sweep.plan import plan_cell, resolve_grid
+from seedbench.sweep.plan import plan_cells, resolve_grid
 from seedbench.sweep.runners.store_context import open_store
 from seedbench.sweep.grid import SweepSpec
 with open_store({str(tmp_path / "store")!r}):
     cells = SweepSpec(methods=method_names(), models=["fc", "resnet18"], datasets=["digits"], seeds=[0]).cells()
     resolved = resolve_grid(cells)  # every name checked and the dataset opened: numpy only
-    states = {{plan_cell(r).state for r in resolved}}
+    states = {{p.state for p in plan_cells(resolved, None)}}
 print(len(cells) == 2 * len(method_names()) > 2, sorted(states), "torch" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)

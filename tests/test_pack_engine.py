@@ -108,9 +108,30 @@ def test_dry_run_counts_cells_and_packs_and_writes_nothing(packed_and_solo, tmp_
     assert not (tmp_path / "never").exists()
 
 
+def _machinable_lookup(resolved) -> tuple[str, Path | None]:
+    """The oracle: machinable's own keyed look-up of one cell (an interface built, one query)."""
+    from machinable import Index, Project
+    from machinable.utils import sanitize_filename, uri_to_path
+
+    from seedbench.record import is_complete, read_record_dict
+    from seedbench.sweep.plan import build_interface
+
+    Project.get().ensure_project_root()
+    interface = build_interface(resolved)
+    entry = Index.get().get_entry(
+        interface.parent.record_id, sanitize_filename(interface.catalog_identity_key(), max_len=128), interface.predicate_key
+    )
+    if entry is None:
+        return "pending", None
+    folder = Path(uri_to_path(entry.local_uri or entry.storage_uri))
+    if (folder / CACHED_MARKER).exists() and is_complete(folder):
+        return "finished", folder
+    return ("failed" if read_record_dict(folder).get("status") == "failed" else "pending"), folder
+
+
 def test_bulk_lookup_finds_what_machinable_finds(packed_and_solo):
-    """plan_cells reads the index once; plan_cell asks machinable per cell: same states and folders."""
-    from seedbench.sweep.plan import plan_cell, plan_cells, resolve_grid
+    """plan_cells reads the index once; machinable looks each cell up itself: same states and folders."""
+    from seedbench.sweep.plan import plan_cells, resolve_grid
     from seedbench.sweep.runners.locking import index_path
     from seedbench.sweep.runners.store_context import index_database, open_store, project_root
 
@@ -119,8 +140,8 @@ def test_bulk_lookup_finds_what_machinable_finds(packed_and_solo):
     with open_store(spec.store) as directory:
         resolved = resolve_grid(spec.cells())
         bulk = plan_cells(resolved, index_path(directory, index_database(spec.store), project_root()), repair=False)
-        one_by_one = [plan_cell(r, repair=False) for r in resolved]
-    assert [(p.state, p.path) for p in bulk] == [(p.state, p.path) for p in one_by_one]
+        one_by_one = [_machinable_lookup(r) for r in resolved]
+    assert [(p.state, p.path) for p in bulk] == one_by_one
     assert sum(p.state == "finished" for p in bulk) == 16 and all(p.path is None for p in bulk if p.state == "pending")
 
 

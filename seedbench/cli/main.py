@@ -109,19 +109,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = sweep_spec_from_args(args)
     console = _console()
+
+    def run(grid):
+        return run_sweep(
+            grid,
+            retry_failed=args.retry_failed,
+            quiet=args.quiet,
+            engine=grid.engine,
+            address=args.ray_address,
+            resources=args.resources,
+            argv=sys.argv[1:],
+        )
+
     if args.until_decided:
         from seedbench.sweep.sequential import run_until_decided
 
-        def run(grid):
-            summary = run_sweep(
-                grid,
-                retry_failed=args.retry_failed,
-                quiet=args.quiet,
-                engine=grid.engine,
-                address=args.ray_address,
-                resources=args.resources,
-                argv=sys.argv[1:],
-            )
+        def round_of(grid):
+            summary = run(grid)
             console.print(f"round of {len(grid.seeds)} seeds: trained {summary.trained}, reused {summary.reused}, failed {len(summary.failed)}")
             return summary
 
@@ -134,7 +138,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             step=args.step,
             spending=args.spending,
             margin=args.equivalence,
-            run=run,
+            run=round_of,
         )
         sys.stdout.write(result.render() + "\n")
         return 0
@@ -144,15 +148,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         plan = dry_run(spec, retry_failed=args.retry_failed, resources=args.resources)
         console.print(plan.describe())
         return 0
-    summary = run_sweep(
-        spec,
-        retry_failed=args.retry_failed,
-        quiet=args.quiet,
-        engine=spec.engine,
-        address=args.ray_address,
-        resources=args.resources,
-        argv=sys.argv[1:],
-    )
+    summary = run(spec)
     console.print(
         f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}), "
         f"reused {summary.reused}, failed {len(summary.failed)}"

@@ -82,10 +82,6 @@ class PlannedCell:
             return Path(self._interface.local_directory())
         return None
 
-    def record(self) -> dict[str, Any]:
-        directory = self.directory
-        return read_record_dict(directory) if directory is not None else {}
-
 
 def resolve_cell(cell: Cell, placement: dict[str, Any] | None = None) -> ResolvedCell:
     """What `cell` runs: its method and validated config, and where it runs (see the module docstring)."""
@@ -184,25 +180,6 @@ def check_datasets(resolved: list[ResolvedCell]) -> dict[tuple, Any]:
     return seen
 
 
-def _stored_entry(interface: Any) -> Any:
-    """The index row holding this interface's identity, if any: one keyed SQL lookup.
-
-    machinable's `get()` compares the identity of every stored record of the module (quadratic over a
-    grid, and blind past 1000 records); the index's dedup key (parent, identity, predicate) finds the
-    same row directly.
-    """
-    from machinable import Index, Project
-    from machinable.utils import sanitize_filename
-
-    Project.get().ensure_project_root()
-    parent = interface.parent
-    return Index.get().get_entry(
-        parent.record_id if parent is not None else None,
-        sanitize_filename(interface.catalog_identity_key(), max_len=128),
-        interface.predicate_key,
-    )
-
-
 def build_interface(resolved: ResolvedCell) -> Any:
     from machinable import get
 
@@ -275,9 +252,11 @@ class CellIndex:
 
 
 def plan_cells(resolved: list[ResolvedCell], database: Path | None, repair: bool = True, store: Path | None = None) -> list[PlannedCell]:
-    """Every cell looked up in the store at once (CellIndex); see plan_cell for what each state means.
+    """Every cell looked up in the store at once (CellIndex).
 
-    With repair=False (a dry run) nothing is written: not the index, not a cell's folder.
+    A cell counts as finished only with machinable's `cached` marker AND a record that parses and says
+    it ended; a truncated or corrupt run.json means the cell is redone, not reused. With repair=False
+    (a dry run) nothing is written: not the index, not a cell's folder.
     """
     if not resolved:
         return []
@@ -287,21 +266,6 @@ def plan_cells(resolved: list[ResolvedCell], database: Path | None, repair: bool
         entry = index.entry(r)
         planned.append(PlannedCell(r, "pending") if entry is None else _stored_state(r, entry[0], entry[1], repair))
     return planned
-
-
-def plan_cell(resolved: ResolvedCell, repair: bool = True) -> PlannedCell:
-    """One cell: build its interface, then look its identity up in the index.
-
-    A cell counts as finished only with machinable's `cached` marker AND a record that parses and says
-    it ended; a truncated or corrupt run.json means the cell is redone, not reused.
-    """
-    from machinable.utils import uri_to_path
-
-    interface = build_interface(resolved)
-    entry = _stored_entry(interface)
-    if entry is None:
-        return PlannedCell(resolved, "pending", _interface=interface)
-    return _stored_state(resolved, entry.record_id, Path(uri_to_path(entry.local_uri or entry.storage_uri)), repair)
 
 
 def _stored_state(resolved: ResolvedCell, record_id: str, directory: Path, repair: bool) -> PlannedCell:

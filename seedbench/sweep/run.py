@@ -159,15 +159,13 @@ class Packer:
             return 1
         return 0
 
-    def flush(self, group: tuple | None = None) -> int:
-        """Submit what waits (of one group, or all) as a smaller pack; returns the tasks submitted."""
-        keys = [group] if group is not None else list(self.waiting)
-        submitted = 0
-        for key in keys:
-            if self.waiting.get(key):
-                self._submit(self.waiting.pop(key))
-                submitted += 1
-        return submitted
+    def flush(self, group: tuple) -> int:
+        """Submit what waits of `group` as a smaller pack (its last cells); returns the tasks submitted."""
+        members = self.waiting.pop(group, None)
+        if not members:
+            return 0
+        self._submit(members)
+        return 1
 
     def _submit(self, members: list[Any]) -> None:
         if len(members) == 1:

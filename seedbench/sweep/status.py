@@ -99,7 +99,7 @@ def cell_state(store: Path, rel_dir: str | None) -> str:
     status = record.get("status")
     if status in ("finished", "diverged"):
         # machinable marks the cell done only after the trial returned: a record that says finished
-        # without that marker was cut off in between, and the next sweep redoes it (as plan_cell does)
+        # without that marker was cut off in between, and the next sweep redoes it (as plan.plan_cells does)
         return status if (directory / CACHED_MARKER).exists() else "pending"
     if status == "failed":
         return status

@@ -36,9 +36,9 @@ class LocalRunner:
     def counts(self) -> dict[str, int]:
         return {"running": int(self.running), "queued": len(self.queue)}
 
-    def run_to_end(self, tick: Callable[[], None] | None = None, refill: Callable[[int], bool] | None = None) -> None:
+    def run_to_end(self, tick: Callable[[], None], refill: Callable[[int], bool]) -> None:
         """Run the queue; `refill(n)` prepares and submits up to n more tasks, False once there are no more."""
-        more = refill is not None
+        more = True
         while True:
             if not self.queue and more:
                 more = refill(1)
@@ -53,8 +53,7 @@ class LocalRunner:
             outcome = execute_cell(cell.job, wait_if_busy=True)
             self.running = False
             self.report(cell, outcome)
-            if tick is not None:
-                tick()
+            tick()
 
     def close(self) -> None:
         return None

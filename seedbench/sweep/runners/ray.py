@@ -264,10 +264,10 @@ class RayRunner:
         self._refresh_started()
         return max(0, self.window - len(self.unstarted) - len(self.deferred))
 
-    def run_to_end(self, tick: Callable[[], None] | None = None, refill: Callable[[int], bool] | None = None, interval: float = 0.25) -> None:
+    def run_to_end(self, tick: Callable[[], None], refill: Callable[[int], bool], interval: float = 0.25) -> None:
         """Collect every task's outcome; `refill(n)` prepares and submits up to n more, False once there are no more."""
         last_tick = 0.0
-        more = refill is not None
+        more = True
         while more or self.inflight or self.deferred:
             wanted = self.wants() if more else 0
             if wanted:
@@ -277,11 +277,10 @@ class RayRunner:
             if now - self._last_check > FEASIBILITY_CHECK_EVERY:
                 self._check_feasible_still()
                 self._last_check = now
-            if tick is not None and now - last_tick >= interval:
+            if now - last_tick >= interval:
                 tick()
                 last_tick = now
-        if tick is not None:
-            tick()
+        tick()
 
     def close(self) -> None:
         import ray
