@@ -55,6 +55,11 @@ def cifar_dir(tmp_path: Path) -> Path:
     return make_cifar_dataset(tmp_path / "data" / "cifar10").parent
 
 
+def sweep_args(store: str | Path, *extra: str, method: str = "sgd", model: str = "fc", dataset: str = "digits", seeds: str = "0") -> list[str]:
+    """`seedbench sweep` of one small grid into `store`: the command line most CLI tests start from."""
+    return ["sweep", "--method", method, "--model", model, "--dataset", dataset, "--seeds", seeds, "--store", str(store), *extra]
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}

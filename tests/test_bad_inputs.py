@@ -371,6 +371,8 @@ case("flag-resources-gpu-fraction-over-1", lambda c: c.sweep("--resources", '{"n
 case("flag-resources-unknown-on-local", lambda c: c.sweep("--resources", '{"bogus": 1}'), "bogus", "local engine")
 case("flag-pack-zero", lambda c: c.sweep("--pack", "0"), "--pack", "positive integer")
 case("flag-pack-letters", lambda c: c.sweep("--pack", "x"), "--pack", "positive integer")
+case("dry-run-pack-zero", lambda c: c.sweep("--dry-run", "--pack", "0"), "--pack", "positive integer")
+case("dry-run-unknown-method", lambda c: c.sweep("--dry-run", "--method", "sgdd"), "unknown method", "sgd")
 case("flag-engine-bogus", lambda c: c.sweep("--engine", "bogus"), "bogus", "--help")
 case("flag-ray-address-on-local-engine", lambda c: c.sweep("--engine", "local", "--ray-address", "127.0.0.1:1"), "--ray-address", "--engine ray")
 case("flag-ray-address-unreachable", lambda c: c.sweep("--ray-address", "127.0.0.1:1"), "127.0.0.1:1")

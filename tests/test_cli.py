@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FMNIST_DEBIAN, run_cli
+from tests.conftest import FMNIST_DEBIAN, run_cli, sweep_args
 
 FAST = ["--set", "limit_train=128", "--set", "val_size=64", "--epochs", "1"]
 
@@ -174,24 +174,7 @@ def test_version_flag_prints_the_program_version():
 
 
 def test_preset_is_the_documented_name_and_version_still_works(tmp_path):
-    base = [
-        "sweep",
-        "--method",
-        "sgd",
-        "--model",
-        "fc",
-        "--dataset",
-        "digits",
-        "--seeds",
-        "0",
-        "--store",
-        str(tmp_path / "s"),
-        "--set",
-        "limit_train=32",
-        "--set",
-        "val_size=16",
-        "--quiet",
-    ]
+    base = sweep_args(tmp_path / "s", "--set", "limit_train=32", "--set", "val_size=16", "--quiet")
     first = run_cli(*base, "--preset", "quick")
     assert first.returncode == 0, first.stderr
     second = run_cli(*base, "--version", "~quick")

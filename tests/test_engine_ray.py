@@ -23,7 +23,7 @@ from seedbench.errors import ConfigError
 from seedbench.sweep.grid import SweepSpec
 from seedbench.sweep.runners.dispatch import CACHED_MARKER, WORKER_FILE
 from seedbench.sweep.status import sweep_status
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sweep_args
 
 pytestmark = pytest.mark.slow
 
@@ -155,27 +155,7 @@ def test_unsatisfiable_resources_are_refused_up_front(ray_cluster, tmp_path, cap
     with pytest.raises(ConfigError, match=r'requests \{"num_cpus": 1, "TPU": 1\}, which no node'):
         sweep(spec(tmp_path / "store", [0]), resources='{"TPU": 1}')
     assert not records(tmp_path / "store")
-    code = main(
-        [
-            "sweep",
-            "--engine",
-            "ray",
-            "--method",
-            "sgd",
-            "--model",
-            "fc",
-            "--dataset",
-            "digits",
-            "--seeds",
-            "0",
-            "--store",
-            str(tmp_path / "store"),
-            "--resources",
-            '{"num_cpus": 64}',
-            "--quiet",
-            *TINY_ARGS,
-        ]
-    )
+    code = main(sweep_args(tmp_path / "store", "--engine", "ray", "--resources", '{"num_cpus": 64}', "--quiet", *TINY_ARGS))
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no node of the Ray cluster" in err
 

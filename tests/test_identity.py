@@ -10,7 +10,7 @@ import pytest
 
 from seedbench.sweep.grid import Cell, SweepSpec
 from seedbench.sweep.plan import resolve_cell
-from tests.conftest import make_idx_dataset, run_cli
+from tests.conftest import make_idx_dataset, run_cli, sweep_args
 
 FAST = ["--epochs", "1", "--set", "limit_train=64", "--set", "val_size=32", "--quiet"]
 
@@ -38,26 +38,9 @@ def test_moving_a_finished_sweep_reuses_every_cell(tmp_path: Path) -> None:
 
 def test_an_alias_is_the_same_training_as_its_method(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
-    alias = run_cli("sweep", "--method", "pa_rewiring", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--store", store, *FAST)
+    alias = run_cli(*sweep_args(store, *FAST, method="pa_rewiring"))
     assert alias.returncode == 0, alias.stderr
-    same = run_cli(
-        "sweep",
-        "--method",
-        "sgd",
-        "--model",
-        "fc",
-        "--dataset",
-        "digits",
-        "--seeds",
-        "0",
-        "--store",
-        store,
-        "--set",
-        "init=orthogonal",
-        "--set",
-        "rewire=true",
-        *FAST,
-    )
+    same = run_cli(*sweep_args(store, "--set", "init=orthogonal", "--set", "rewire=true", *FAST))
     assert same.returncode == 0, same.stderr
     assert "reused 1" in same.stdout
     (record,) = [json.loads(p.read_text()) for p in Path(store).rglob("run.json")]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, sweep_args
 
 FAST = ["--epochs", "1", "--set", "limit_train=96", "--set", "val_size=48"]
 
@@ -114,21 +114,7 @@ def test_a_plugin_in_a_sweep_file_is_found_relative_to_the_file(tmp_path: Path, 
 def test_a_broken_plugin_is_one_line(tmp_path: Path, source: str, fragment: str) -> None:
     plugin = tmp_path / "bad.py"
     plugin.write_text(source)
-    result = run_cli(
-        "sweep",
-        "--plugin",
-        str(plugin),
-        "--method",
-        "sgd",
-        "--model",
-        "fc",
-        "--dataset",
-        "digits",
-        "--seeds",
-        "0",
-        "--store",
-        str(tmp_path / "store"),
-    )
+    result = run_cli(*sweep_args(tmp_path / "store", "--plugin", str(plugin)))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert fragment in result.stderr

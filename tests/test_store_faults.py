@@ -8,24 +8,8 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 
-GRID = [
-    "sweep",
-    "--method",
-    "sgd",
-    "--model",
-    "fc",
-    "--dataset",
-    "digits",
-    "--seeds",
-    "0-2",
-    "--epochs",
-    "1",
-    "--set",
-    "limit_train=32",
-    "--set",
-    "val_size=16",
-    "--quiet",
-]
+GRID = ["sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0-2", "--epochs", "1"]
+GRID += ["--set", "limit_train=32", "--set", "val_size=16", "--quiet"]
 
 
 def _cells(store: Path) -> list[Path]:
