@@ -70,8 +70,8 @@ RBD = Method(
     presets={"hadamard": {"bases": "hadamard"}, "layerwise": {"compartments": "layer"}},
     stop_rule="accuracy",
     arm_keys=("bases", "dims", "distribution", "normalization", "compartments"),
-    packable=True,
-    frameworks=("torch", "tensorflow"),
+    packable=True,  # each member's own optimizer steps its slice of the pack
+    tensorflow="seedbench.train.tf_methods:rbd",
     description="random bases descent: the gradient projected on d fresh random directions every step",
 )
 FPD = Method(
@@ -81,8 +81,8 @@ FPD = Method(
     learning_rates=RATES,
     stop_rule="accuracy",
     arm_keys=("dims", "distribution", "normalization", "compartments"),
-    packable=True,
-    frameworks=("torch", "tensorflow"),
+    packable=True,  # each member's own optimizer steps its slice of the pack
+    tensorflow="seedbench.train.tf_methods:fpd",
     description="fixed projection descent: SGD in one fixed random d-dimensional subspace",
 )
 NES = Method(
@@ -93,7 +93,7 @@ NES = Method(
     presets={"antithetic": {"antithetic": True}},
     stop_rule="nan",
     arm_keys=("dims", "sigma", "antithetic", "distribution", "normalization"),
-    packable=True,
-    frameworks=("torch", "tensorflow"),
+    packable=True,  # each member's own optimizer steps its slice of the pack
+    tensorflow="seedbench.train.tf_methods:nes",
     description="natural evolution strategies: rank-shaped fitness over a Gaussian population",
 )

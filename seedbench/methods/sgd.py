@@ -31,6 +31,11 @@ SGD = Method(
     stop_rule="accuracy",
     arm_keys=("momentum", "weight_decay"),
     packable=True,
-    frameworks=("torch", "tensorflow"),
+    # one update over the stacked (K, ...) tensors is K independent SGD updates (seedbench/train/packed_optim.py)
+    packed_step="seedbench.train.packed_optim:VectorSGD",
+    # bench/bench_pack.py on a 2-core CPU: K = 16 gave 4.25x the seeds per hour of solo for the FC
+    # (docs/benchmarks.md, "Seed packing"); the CNN did not pay, so it stays solo under --pack auto
+    pack_sizes={"fc/cpu": 16},
+    tensorflow="seedbench.train.tf_methods:sgd",
     description="plain minibatch SGD (optional momentum and weight decay)",
 )

@@ -89,6 +89,7 @@ SUP_WALSH = Method(
     },
     stop_rule="accuracy",
     arm_keys=("supwalsh", "control", "pretrain_inputs", "codes", "keep", "momentum"),
-    packable=False,  # pretraining is per member and not vectorized
+    packable=False,
+    pack_note="its pretraining runs an Adam loop of its own per model, which the pack's equivalence tests do not cover; it runs solo",
     description="Sup-Walsh pretraining through a Walsh-code auxiliary network, then SGD",
 )
