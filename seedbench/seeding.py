@@ -31,6 +31,13 @@ def stream_seeds(seed: int, overrides: dict[str, int | None] | None = None) -> d
     return {s: derive_seed(overrides.get(s) if overrides.get(s) is not None else seed, s) for s in STREAMS}
 
 
+def child_seed(seed: int, purpose: str) -> int:
+    """A 63-bit seed for one use inside a stream (a method's `initialize` hook, its own generator), so a
+    hook never replays the draws the stream's main consumer (the initializer, the optimizer) makes."""
+    state = np.random.SeedSequence([int(seed), zlib.crc32(purpose.encode()), 1]).generate_state(1, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     import torch
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from seedbench.data.datasets import Dataset
 from seedbench.optim import NES
-from seedbench.train.loop import DivergenceRules, TrainSettings, default_stop_rule, train
+from seedbench.train.loop import DivergenceRules, TrainSettings, optimizer_stop_rule, train
 
 NAN, INF = float("nan"), float("inf")
 
@@ -70,17 +70,21 @@ def test_an_epoch_without_a_training_loss_is_not_a_nan() -> None:
     assert DivergenceRules(mode="nan").check(1, None, NAN, 0.1) is not None
 
 
-def test_from_config_maps_the_keys_and_the_method_defaults() -> None:
-    assert default_stop_rule("nes") == "nan"
-    for method in ("rbd", "fpd", "sgd", None):
-        assert default_stop_rule(method) == "accuracy"
-    assert DivergenceRules.from_config(None, method="nes").mode == "nan"
-    assert DivergenceRules.from_config(None, method="rbd").mode == "accuracy"
-    assert DivergenceRules.from_config("accuracy", method="nes").mode == "accuracy", "explicit beats the default"
+def test_from_config_maps_the_keys_and_the_defaults_come_from_the_method_and_optimizer() -> None:
+    from seedbench.optim import NES, RBD
+    from seedbench.registry import get_method
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert optimizer_stop_rule(NES(params, lr=0.1, dims=4)) == "nan", "NES declares its own rule"
+    assert optimizer_stop_rule(RBD(params, lr=0.1, dims=2)) == "accuracy"
+    assert optimizer_stop_rule(None) == "accuracy"
+    assert get_method("nes").stop_rule == "nan" and get_method("rbd").stop_rule == "accuracy"
+    assert get_method("nes").resolve({}).stop_rule == "nan", "a cell takes its method's rule"
+    assert get_method("nes").resolve({"stop_rule": "accuracy"}).stop_rule == "accuracy", "explicit beats the default"
     unresolved = DivergenceRules.from_config(None, 0.2, 3)
     assert unresolved.mode is None and unresolved.min_val_acc == 0.2 and unresolved.acc_after_epoch == 3
-    assert unresolved.resolved("nes").mode == "nan" and unresolved.resolved("sgd").mode == "accuracy"
-    assert unresolved.resolved("nes").min_val_acc == 0.2
+    assert unresolved.resolved("nan").mode == "nan" and unresolved.resolved().mode == "accuracy"
+    assert unresolved.resolved("nan").min_val_acc == 0.2
     with pytest.raises(ValueError, match="call resolved"):
         unresolved.check(1, 1.0, 1.0, 0.5)
     with pytest.raises(ValueError, match="stop rule"):
@@ -93,7 +97,7 @@ def test_from_config_maps_the_keys_and_the_method_defaults() -> None:
 
 def test_the_legacy_enabled_switch_means_none() -> None:
     rules = DivergenceRules(enabled=False)
-    assert rules.resolved("sgd").mode == "none" and rules.resolved("nes").mode == "none"
+    assert rules.resolved("accuracy").mode == "none" and rules.resolved("nan").mode == "none"
     assert DivergenceRules(mode="accuracy", enabled=False).check(9, NAN, NAN, 0.0) is None
 
 

@@ -1,4 +1,4 @@
-"""The one training loop every method shares.
+"""The one training loop every method shares; a method's own parts (seedbench/train/steps.py) plug into it.
 
 Whole datasets live on the device as tensors and batches are gathered by index, so the loop costs
 about what a bare PyTorch loop costs. Per-epoch metrics are appended to a JSONL file as they happen
@@ -22,21 +22,23 @@ from torch import nn
 from seedbench.data.augment import Augmenter
 from seedbench.data.datasets import Dataset
 from seedbench.seeding import generator
+from seedbench.train.steps import EpochRun, LossFn, TrainState, closure_step, cross_entropy, declared_evaluations, default_epoch
 
 EVAL_BATCH = 1000
 
 
 StopRule = Literal["accuracy", "nan", "none"]
 STOP_RULES: tuple[str, ...] = ("accuracy", "nan", "none")
-# The reference stops NES only on NaN/inf: its early epochs sit near chance by design (a handful of
-# updates per epoch), so an accuracy floor would end runs that are still learning. Every other
-# method (RBD, FPD, SGD and the SGD variants) takes the "accuracy" rule.
-METHOD_STOP_RULES: dict[str, str] = {"nes": "nan"}
 
 
-def default_stop_rule(method: str | None) -> str:
-    """The stop rule a method gets when its config leaves `stop_rule` unset (None)."""
-    return METHOD_STOP_RULES.get(method or "", "accuracy")
+def optimizer_stop_rule(optimizer: Any) -> str:
+    """The stop rule an optimizer asks for when a run leaves it unset: its `default_stop_rule`, else "accuracy".
+
+    A sweep's cells always carry their method's rule (Method.stop_rule, filled on the driver); this is
+    for train() called directly with an optimizer such as NES, which declares `default_stop_rule = "nan"`.
+    """
+    rule = getattr(optimizer, "default_stop_rule", "accuracy")
+    return rule if rule in STOP_RULES else "accuracy"
 
 
 @dataclass
@@ -48,7 +50,7 @@ class DivergenceRules:
         after `acc_after_epoch` (the reference tests `epoch > 4`, so by default from epoch 5 on).
     mode "nan" (the reference's rule for NES): NaN/inf training or validation loss only.
     mode "none": never stop.
-    mode None: the optimizer's method default (default_stop_rule), resolved by train().
+    mode None: the optimizer's own default (optimizer_stop_rule), resolved by train().
 
     `enabled=False` is the older on/off switch (TrialConfig.diverge_stop) and means mode "none"; it is
     kept so callers written before `mode` existed keep working.
@@ -81,23 +83,15 @@ class DivergenceRules:
         stop_rule: str | None,
         min_acc: float = 0.15,
         after_epoch: int = 4,
-        method: str | None = None,
     ) -> DivergenceRules:
-        """The rules for config keys stop_rule / stop_min_acc / stop_acc_after_epoch.
-
-        stop_rule None means the method's default: resolved here when `method` is given, otherwise
-        left to train(), which reads the method from the optimizer.
-        """
-        if stop_rule is None and method is not None:
-            stop_rule = default_stop_rule(method)
+        """The rules for config keys stop_rule / stop_min_acc / stop_acc_after_epoch (None: resolved by train())."""
         return cls(mode=stop_rule, min_val_acc=min_acc, acc_after_epoch=after_epoch)  # type: ignore[arg-type]
 
-    def resolved(self, method: str | None) -> DivergenceRules:
-        """A copy with a concrete mode: "none" when disabled, the method's default when mode is None."""
-        if not self.enabled:
-            mode = "none"
-        else:
-            mode = self.mode if self.mode is not None else default_stop_rule(method)
+    def resolved(self, default: str = "accuracy") -> DivergenceRules:
+        """A copy with a concrete mode: "none" when disabled, `default` (a stop rule) when mode is None."""
+        if default not in STOP_RULES:
+            raise ValueError(f"unknown stop rule {default!r}; choose one of {', '.join(STOP_RULES)}")
+        mode = "none" if not self.enabled else (self.mode if self.mode is not None else default)
         return replace(self, mode=mode, enabled=True)
 
     def check(self, epoch: int, train_loss: float | None, val_loss: float, val_acc: float) -> str | None:
@@ -170,11 +164,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Call
     return float(loss_sum) / n, float(correct) / n
 
 
-def _gradient_free(optimizer: torch.optim.Optimizer) -> bool:
-    """Optimizers such as NES only evaluate losses; they declare it with `gradient_free = True`."""
-    return bool(getattr(optimizer, "gradient_free", False))
-
-
 class _Batches:
     """An endless stream of shuffled training batches (last partial batch dropped, as in the study)."""
 
@@ -215,25 +204,48 @@ def summarize_val_acc(history: list[dict[str, Any]], last: int = 10) -> dict[str
     return {"best_val_acc": accs[best], "best_epoch": int(history[best]["epoch"]), "val_acc_last10": sum(tail) / len(tail)}
 
 
+@dataclass
+class MethodParts:
+    """The parts of a method the loop calls besides its optimizer (seedbench.methods.Method, built per cell).
+
+    Every field is optional: the defaults train with cross-entropy, the closure step and the plain
+    epoch, which is what a method that only brings an optimizer gets.
+    """
+
+    loss: LossFn = cross_entropy
+    step: Callable[..., Any] | None = None
+    epoch: Callable[[EpochRun], None] | None = None
+    init_state: Callable[[TrainState, nn.Module], None] | None = None
+    schedule: Any = None
+    schedule_interval: str = "step"
+    cfg: Any = None
+    generator: torch.Generator | None = None
+
+
 def train(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     data: Dataset,
     settings: TrainSettings,
+    parts: MethodParts | None = None,
 ) -> dict[str, Any]:
     """Train for `settings.epochs` epochs and return the final metrics and status.
 
-    Gradient methods take len(train) // batch steps per epoch (the last partial batch is dropped).
-    Gradient-free methods (NES) are budgeted in images, as in the reference: each update consumes
+    The budget is the same whatever the method does in a step: gradient methods and methods with their
+    own step take len(train) // batch steps per epoch (the last partial batch is dropped). Gradient-free
+    optimizers (NES) are budgeted in images, as in the reference: each update consumes
     evaluations_per_step x batch images, the run makes gradient_free_updates(epochs, len(train), that)
     updates in all, and an update belongs to the epoch in which its last image is consumed. An epoch in
     which no update completes is still evaluated (its train_loss is None); every row carries the
-    cumulative number of optimizer steps as "updates".
+    cumulative number of steps as "updates" and, with an optimizer, the lr it ended the epoch at.
 
     The result holds status/reason (reason names the stop rule), the last epoch's metrics, the test
     metrics of a finished run, the total `updates`, the resolved `stop_rule`, and best_val_acc,
     best_epoch and val_acc_last10 (see summarize_val_acc).
     """
+    parts = parts or MethodParts()
+    if optimizer is None and parts.step is None:
+        raise ValueError("train() needs an optimizer, or MethodParts.step for a method that trains without one")
     device = torch.device(settings.device)
     if settings.batch_size > len(data.x_train):
         raise ValueError(f"batch size {settings.batch_size} exceeds the {len(data.x_train)} training images")
@@ -242,11 +254,25 @@ def train(
     aug = Augmenter(data.name, generator(settings.augment_seed, device)) if settings.augment else None
     eval_transform = aug.eval_transform if aug is not None else None
     batches = _Batches(len(data.x_train), settings.batch_size, generator(settings.data_seed), device)
-    loss_fn = nn.CrossEntropyLoss()
-    gradient_free = _gradient_free(optimizer)
-    rules = settings.divergence.resolved(getattr(optimizer, "method", None))
-    images_per_epoch = batches.per_epoch * settings.batch_size
-    images_per_update = _evaluations_per_step(optimizer) * settings.batch_size if gradient_free else settings.batch_size
+    evaluations = declared_evaluations(optimizer) if parts.step is None else None
+    rules = settings.divergence.resolved(optimizer_stop_rule(optimizer))
+    images_per_update = (evaluations or 1) * settings.batch_size
+    drawn = [0]  # images drawn from the data stream, whoever draws them (the loop, a closure, a step)
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        idx = batches.next()
+        drawn[0] += len(idx)
+        xb = data.x_train[idx]
+        return (aug(xb) if aug is not None else xb), data.y_train[idx]
+
+    state = TrainState(
+        optimizer=optimizer, loss=parts.loss, next_batch=next_batch, cfg=parts.cfg, generator=parts.generator, schedule=parts.schedule
+    )
+    if parts.init_state is not None:
+        parts.init_state(state, model)
+    step_fn = parts.step or closure_step
+    epoch_fn = parts.epoch or default_epoch
+    per_step_schedule = parts.schedule is not None and parts.schedule_interval == "step"
     metrics_file = open(settings.metrics_path, "a", encoding="utf-8") if settings.metrics_path else None
     history: list[dict[str, Any]] = []
     status, reason = "finished", None
@@ -254,55 +280,37 @@ def train(
     images_total, seconds_total = 0, 0.0
     started = time.perf_counter()
     model.train()
-
-    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        idx = batches.next()
-        xb = data.x_train[idx]
-        return (aug(xb) if aug is not None else xb), data.y_train[idx]
-
     try:
         for epoch in range(1, settings.epochs + 1):
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
-            seen = 0
+            scored, drawn_before = 0, drawn[0]
+            steps_done = [0]
+            target = gradient_free_updates(epoch, len(data.x_train), images_per_update) if evaluations else updates + batches.per_epoch
 
-            if gradient_free:
-                target = gradient_free_updates(epoch, len(data.x_train), images_per_update)
-                while updates < target:
-                    losses: list[torch.Tensor] = []
+            def run_step() -> None:
+                nonlocal loss_sum, correct, scored
+                before = drawn[0]
+                batch = next_batch()
+                out = step_fn(model, batch, state, updates + steps_done[0])
+                loss, logits = out if isinstance(out, tuple) else (out, None)
+                loss_sum += torch.as_tensor(loss).detach().double() * (drawn[0] - before)
+                if logits is not None:
+                    correct += (logits.detach().argmax(1) == batch[1]).sum()
+                    scored += len(batch[1])
+                steps_done[0] += 1
+                if per_step_schedule:
+                    parts.schedule.step()
 
-                    @torch.no_grad()
-                    def closure() -> torch.Tensor:
-                        xb, yb = next_batch()
-                        loss = loss_fn(model(xb), yb)
-                        losses.append(loss)
-                        return loss
-
-                    optimizer.step(closure)
-                    if len(losses) * settings.batch_size != images_per_update:
-                        raise RuntimeError(
-                            f"{type(optimizer).__name__} called the closure {len(losses)} times in one step, "
-                            f"not the {images_per_update // settings.batch_size} it declares"
-                        )
-                    loss_sum += torch.stack(losses).double().sum() * settings.batch_size
-                    seen += images_per_update
-                    updates += 1
-            else:
-                while seen < images_per_epoch:
-                    xb, yb = next_batch()
-                    logits = model(xb)
-                    loss = loss_fn(logits, yb)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    loss_sum += loss.detach().double() * len(yb)
-                    correct += (logits.detach().argmax(1) == yb).sum()
-                    seen += len(yb)
-                    updates += 1
-
+            run = EpochRun(model, state, epoch, max(target - updates, 0), run_step)
+            epoch_fn(run)
+            updates += steps_done[0]
+            if parts.schedule is not None and not per_step_schedule:
+                parts.schedule.step()
+            seen = drawn[0] - drawn_before
             # None, not NaN, for an epoch without a finished update: NaN would read as divergence
-            train_loss = float(loss_sum) / seen if seen else None
+            train_loss = float(loss_sum) / seen if seen and steps_done[0] else None
             val_loss, val_acc = evaluate(model, data.x_val, data.y_val, eval_transform)
             seconds = time.perf_counter() - t0
             images_total += seen
@@ -312,12 +320,14 @@ def train(
                 "updates": updates,
                 "train_loss": train_loss,
                 # gradient-free updates evaluate perturbed models only: no clean training accuracy
-                "train_acc": None if gradient_free or not seen else float(correct) / seen,
+                "train_acc": float(correct) / scored if scored else None,
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 "seconds": seconds,
                 "images_per_s": seen / seconds if seconds > 0 else None,
             }
+            if optimizer is not None:
+                row["lr"] = float(optimizer.param_groups[0]["lr"])
             pop = getattr(optimizer, "pop_diagnostics", None)
             if callable(pop):
                 row.update(pop())

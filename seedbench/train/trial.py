@@ -52,8 +52,14 @@ def method_of(cfg: TrialConfig) -> Method:
     raise ConfigError(f"{type(cfg).__name__} is no registered method's config; pass method=NAME")
 
 
-def build_initialised_model(cfg: TrialConfig, in_shape: tuple[int, int, int], num_classes: int, init_seed: int) -> tuple[Any, str]:
-    """The model with weights drawn from the init stream only, and the name of the init that really ran."""
+def build_initialised_model(
+    cfg: TrialConfig, in_shape: tuple[int, int, int], num_classes: int, init_seed: int, method: Method | None = None
+) -> tuple[Any, str]:
+    """The model with weights drawn from the init stream only, and the name of the init that really ran.
+
+    A method's `initialize` hook runs last, on the init stream too, so an initializer of a user's own
+    is seeded, reproducible and packed like the built-in pipelines.
+    """
     import torch
 
     from seedbench.registry import get_model
@@ -74,7 +80,32 @@ def build_initialised_model(cfg: TrialConfig, in_shape: tuple[int, int, int], nu
             generator=torch.Generator().manual_seed(init_seed),
             tries=cfg.stabilize_tries,
         )
+    if method is not None and method.initialize is not None:
+        from seedbench.seeding import child_seed
+
+        method.initialize(model, cfg, torch.Generator().manual_seed(child_seed(init_seed, "initialize")))
     return model, base
+
+
+def method_parts(method: Method, cfg: TrialConfig, optimizer: Any, steps_per_epoch: int, method_seed: int):
+    """What the loop needs of `method` for this cell besides its optimizer (seedbench.train.loop.MethodParts)."""
+    import torch
+
+    from seedbench.seeding import child_seed
+    from seedbench.train.loop import MethodParts
+    from seedbench.train.steps import cross_entropy
+
+    return MethodParts(
+        loss=method.loss(cfg) if method.loss is not None else cross_entropy,
+        step=method.step,
+        epoch=method.epoch,
+        init_state=method.init_state,
+        schedule=method.schedule(optimizer, cfg, steps_per_epoch) if method.schedule is not None else None,
+        schedule_interval=method.schedule_interval,
+        cfg=cfg,
+        # the method's own stream, apart from the optimizer's (which is seeded from the method seed itself)
+        generator=torch.Generator().manual_seed(child_seed(method_seed, "state")),
+    )
 
 
 def divergence_rules(cfg: TrialConfig):
@@ -166,7 +197,7 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
     seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
     data = load_dataset(cfg.dataset, place.data_dir, cfg.val_size, cfg.limit_train)
     data = resize_dataset(data, cfg.image_size, cfg.grayscale)
-    model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"])
+    model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"], method)
     record.init_applied, record.seeds, record.device = init_applied, seeds, device
     record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
     if cfg.framework == "tensorflow":
@@ -195,7 +226,8 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
     model = model.to(device)
     if method.prepare is not None:
         record.prepare = method.prepare(cfg, model, data, device, seeds)
-    optimizer = method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"])
+    optimizer = method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"]) if method.optimizer is not None else None
+    parts = method_parts(method, cfg, optimizer, len(data.x_train) // cfg.batch_size, seeds["method"])
     settings = TrainSettings(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
@@ -206,7 +238,7 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
         divergence=divergence_rules(cfg),
         metrics_path=epochs_path,
     )
-    result = train(model, optimizer, data, settings)
+    result = train(model, optimizer, data, settings, parts)
     result["D"] = count_parameters(model)
     return result
 
@@ -272,7 +304,7 @@ def run_pack(
         (out_dir / EPOCHS_FILE).unlink(missing_ok=True)
         (out_dir / TRACEBACK_FILE).unlink(missing_ok=True)
         seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
-        model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"])
+        model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"], method)
         model = model.to(device)
         record = new_record(method, cfg, place, run_id)
         record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
