@@ -297,6 +297,9 @@ def run_pack(
     device = resolve_device(place.device)
     resolved = [(method, method.resolve(cfg.model_dump()), Path(out), run_id) for method, cfg, out, run_id in members]
     first = resolved[0][1]
+    methods = {method.name for method, *_ in resolved}
+    if len(methods) != 1 or not resolved[0][0].packable:
+        raise ValueError(f"a pack trains cells of one packable method, got {sorted(methods)}")
     data = resize_dataset(load_dataset(first.dataset, place.data_dir, first.val_size, first.limit_train), first.image_size, first.grayscale)
     records, pack = [], []
     for method, cfg, out_dir, run_id in resolved:
@@ -310,6 +313,8 @@ def run_pack(
         record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
         record.init_applied, record.seeds, record.device = init_applied, seeds, device
         record.pack_size, record.pack_id = len(members), pack_id
+        if method.prepare is not None:  # per member, on its own model, as its solo run does before training
+            record.prepare = method.prepare(cfg, model, data, device, seeds)
         write_record(out_dir, record)
         records.append(record)
         pack.append(
@@ -323,7 +328,14 @@ def run_pack(
                 name=str(out_dir),
             )
         )
-    settings = PackSettings(epochs=first.epochs, batch_size=first.batch_size, augment=first.augment, device=device, pack_id=pack_id)
+    settings = PackSettings(
+        epochs=first.epochs,
+        batch_size=first.batch_size,
+        augment=first.augment,
+        device=device,
+        pack_id=pack_id,
+        packed_step=resolved[0][0].packed_step,
+    )
     results = train_packed(pack, data, settings)
     for (_, _, out_dir, _), record, result, member in zip(resolved, records, results, pack, strict=True):
         for key, value in result.items():
