@@ -7,7 +7,6 @@ the examples outside the repository, as a user would, and sweep, report, compare
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -74,7 +73,7 @@ class _Counting(torch.optim.SGD):
     def step(self, closure=None):
         for _ in range(self.calls):
             with torch.enable_grad():
-                loss = closure()
+                closure()
             self.grads.append([p.grad.clone() for g in self.param_groups for p in g["params"]])
         return super().step()
 

@@ -265,9 +265,7 @@ def train(
         xb = data.x_train[idx]
         return (aug(xb) if aug is not None else xb), data.y_train[idx]
 
-    state = TrainState(
-        optimizer=optimizer, loss=parts.loss, next_batch=next_batch, cfg=parts.cfg, generator=parts.generator, schedule=parts.schedule
-    )
+    state = TrainState(optimizer=optimizer, loss=parts.loss, next_batch=next_batch, cfg=parts.cfg, generator=parts.generator, schedule=parts.schedule)
     if parts.init_state is not None:
         parts.init_state(state, model)
     step_fn = parts.step or closure_step

@@ -106,9 +106,7 @@ def closure_step(model: nn.Module, batch: Batch, state: TrainState, step: int) -
         )
     if evaluations is not None:
         if len(losses) != evaluations:
-            raise RuntimeError(
-                f"{type(optimizer).__name__} called the closure {len(losses)} times in one step, not the {evaluations} it declares"
-            )
+            raise RuntimeError(f"{type(optimizer).__name__} called the closure {len(losses)} times in one step, not the {evaluations} it declares")
         return torch.stack(losses).mean(), None
     return losses[0], first_logits[0]
 
