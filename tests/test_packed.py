@@ -19,22 +19,25 @@ import pytest
 import torch
 from torch import nn
 
+from seedbench.config import TrialConfig
 from seedbench.data import load_dataset
 from seedbench.data.datasets import Dataset
 from seedbench.init import init_model_
+from seedbench.methods.base import Method
 from seedbench.models import build_model
 from seedbench.optim import FPD, NES, RBD
+from seedbench.registry import get_method, resolve_method
 from seedbench.seeding import stream_seeds
 from seedbench.train.loop import TrainSettings, train
+from seedbench.train.pack_rules import auto_pack_size, can_pack
 from seedbench.train.packed import (
     PackMember,
     PackSettings,
-    auto_pack_size,
-    can_pack,
     float_tolerance,
     longest_sum,
     train_packed,
 )
+from seedbench.train.packed_optim import SECOND_CLOSURE_CALL
 
 EPOCHS, BATCH, N_TRAIN = 2, 32, 256
 STEPS = EPOCHS * (N_TRAIN // BATCH)
@@ -88,7 +91,14 @@ OPTIMIZERS = {
     "fpd": lambda params, seed: FPD(params, lr=0.5, dims=5, seed=seed),
     "nes": lambda params, seed: NES(params, lr=0.5, dims=6, seed=seed),
     "nes_antithetic": lambda params, seed: NES(params, lr=0.5, dims=6, antithetic=True, seed=seed),
+    # any optimizer that keeps its state per parameter packs through the generic per-member stepper
+    "adam": lambda params, seed: torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4),
+    "sgd_per_member": lambda params, seed: torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3),
 }
+# How each kind's pack steps: built-in SGD's declared packed step (one update over the stacked tensors);
+# every other kind, and SGD under "sgd_per_member", steps each member's own optimizer (packed_step None).
+SGD_STEP = get_method("sgd").packed_step
+PACKED_STEPS = {"sgd": SGD_STEP}
 
 
 def run_both(
@@ -101,8 +111,12 @@ def run_both(
     tmp_path: Path | None = None,
     settings_extra: dict | None = None,
     data_seeds=None,
+    packed_step: str | None = SGD_STEP,
 ):
-    """Train deep copies solo and the originals as one pack; return (solo results, pack results, initial params)."""
+    """Train deep copies solo and the originals as one pack; return (solo results, pack results, initial params).
+
+    `packed_step` is the method's (PackSettings.packed_step): SGD's vectorized step unless a test says otherwise.
+    """
     initial = [[p.detach().clone() for p in m.parameters()] for m in models]
     solo_models = [copy.deepcopy(m) for m in models]
     streams = [stream_seeds(s) for s in seeds]
@@ -118,7 +132,8 @@ def run_both(
         )
         for i, (m, s) in enumerate(zip(models, streams))
     ]
-    packed = train_packed(members, data, PackSettings(epochs=epochs, batch_size=BATCH, augment=augment, **(settings_extra or {})))
+    settings = PackSettings(epochs=epochs, batch_size=BATCH, augment=augment, packed_step=packed_step, **(settings_extra or {}))
+    packed = train_packed(members, data, settings)
     return solo_models, solo, packed, initial
 
 
@@ -145,7 +160,7 @@ def assert_members_match(models, solo_models, initial, tol):
 @pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
 def test_float64_members_equal_their_solo_runs(kind, digits64):
     models = [build("fc", s, torch.float64) for s in SEEDS]
-    solo_models, solo, packed, initial = run_both(models, method_optimizer(kind), digits64)
+    solo_models, solo, packed, initial = run_both(models, method_optimizer(kind), digits64, packed_step=PACKED_STEPS.get(kind))
     tol = float_tolerance(STEPS, longest_sum(models[0], IN_SHAPE, BATCH), torch.float64)
     assert_members_match(models, solo_models, initial, tol)
     for s, p in zip(solo, packed):
@@ -204,7 +219,14 @@ def test_cnn_with_augmentation(kind, conv, digits64, tmp_path):
     n_train = N_TRAIN // 4  # the CNN in float64 is slow on a CPU: 4 steps
     models = [build("cnn", s, torch.float64) for s in SEEDS[:2]]
     solo_models, solo, packed, initial = run_both(
-        models, method_optimizer(kind), _first(digits64, n_train), augment=True, seeds=SEEDS[:2], tmp_path=tmp_path, settings_extra={"conv": conv}
+        models,
+        method_optimizer(kind),
+        _first(digits64, n_train),
+        augment=True,
+        seeds=SEEDS[:2],
+        tmp_path=tmp_path,
+        settings_extra={"conv": conv},
+        packed_step=PACKED_STEPS.get(kind),
     )
     tol = float_tolerance(EPOCHS * (n_train // BATCH), longest_sum(models[0], IN_SHAPE, BATCH), torch.float64)
     assert_members_match(models, solo_models, initial, tol)
@@ -258,7 +280,7 @@ def test_diverging_member_is_frozen_and_the_others_continue(kind, digits64):
         return RBD(model.parameters(), lr=rates[i], dims=5, seed=streams["method"])
 
     models = [build("fc", s, torch.float64) for s in SEEDS]
-    solo_models, solo, packed, initial = run_both(models, make, digits64, epochs=3)
+    solo_models, solo, packed, initial = run_both(models, make, digits64, epochs=3, packed_step=PACKED_STEPS.get(kind))
     assert solo[1]["status"] == "diverged" and solo[1]["epochs_completed"] < 3, "the huge lr did not diverge solo"
     assert (packed[1]["status"], packed[1]["reason"], packed[1]["epochs_completed"]) == (
         solo[1]["status"],
@@ -327,8 +349,13 @@ def _members(models, make=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)):
 
 def test_refusals(digits32):
     settings = PackSettings(epochs=1, batch_size=BATCH)
-    with pytest.raises(ValueError, match="not verified packed"):
-        train_packed(_members([build("fc", s, torch.float32) for s in SEEDS], lambda m: torch.optim.Adam(m.parameters())), digits32, settings)
+    vector = PackSettings(epochs=1, batch_size=BATCH, packed_step=SGD_STEP)
+    with pytest.raises(ValueError, match="VectorSGD steps torch.optim.SGD, got Adam"):
+        train_packed(_members([build("fc", s, torch.float32) for s in SEEDS], lambda m: torch.optim.Adam(m.parameters())), digits32, vector)
+    with pytest.raises(ValueError, match="gradient-free"):
+        train_packed(
+            _members([build("fc", s, torch.float32) for s in SEEDS], lambda m: NES(m.parameters(), lr=0.1, dims=4, seed=1)), digits32, vector
+        )
     bn = [nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.BatchNorm1d(16), nn.Linear(16, 10)) for _ in SEEDS]
     with pytest.raises(ValueError, match="batch norm"):
         train_packed(_members(bn), digits32, settings)
@@ -356,28 +383,87 @@ def test_refusals(digits32):
     assert all(p.untyped_storage().nbytes() == p.numel() * p.element_size() for m in noisy for p in m.parameters())
 
 
-def test_can_pack():
-    assert can_pack({"method": "sgd", "model": "fc"})[0]
-    assert can_pack({"model": "cnn", "dataset": "fmnist"}, method="nes")[0]
-    assert can_pack({"method": "pa_rewiring", "model": "fc", "rewire": True})[0]
-    ok, why = can_pack({"method": "sup_walsh", "model": "fc"})
-    assert not ok and "solo" in why
-    ok, why = can_pack({"method": "adam", "model": "fc"})
-    assert not ok and "not verified" in why
-    ok, why = can_pack({"method": "sgd", "model": "resnet18", "dataset": "cifar10"})
-    assert not ok and "batch norm" in why
-    ok, why = can_pack({"method": "sgd", "model": "base", "dataset": "mnist"})
-    assert not ok and "Dropout" in why
-    ok, why = can_pack({"method": "sgd", "model": "fc", "framework": "tensorflow"})
+class _TwiceConfig(TrialConfig):
+    pass
+
+
+def _plugin(packable: bool, **facts) -> Method:
+    """A method as a plugin declares it (not registered: the rules read only the object)."""
+    return Method(
+        name="mine", config=_TwiceConfig, optimizer=lambda params, lr, cfg, seed: torch.optim.Adam(params, lr=lr), packable=packable, **facts
+    )
+
+
+def test_can_pack_reads_what_the_method_and_the_model_declare():
+    sgd, nes, sup_walsh = get_method("sgd"), get_method("nes"), get_method("sup_walsh")
+    assert can_pack(sgd, {"model": "fc"})[0]
+    assert can_pack(nes, {"model": "cnn", "dataset": "fmnist"})[0]
+    alias, patch = resolve_method("pa_rewiring")  # an alias packs as the method it names
+    assert can_pack(alias, {"model": "fc", **patch})[0]
+    ok, why = can_pack(sup_walsh, {"model": "fc"})
+    assert not ok and sup_walsh.pack_note in why and "sup_walsh" in why
+    ok, why = can_pack(_plugin(False), {"model": "fc"})
+    assert not ok and "method mine" in why and "packable=True" in why
+    assert can_pack(_plugin(True), {"model": "fc"})[0]  # a plugin's declaration is honoured like a built-in's
+    ok, why = can_pack(sgd, {"model": "resnet18", "dataset": "cifar10"})
+    assert not ok and "model resnet18" in why and "packable=True" in why
+    ok, why = can_pack(sgd, {"model": "fc", "framework": "tensorflow"})
     assert not ok and "torch" in why
-    assert can_pack({"method": "sgd", "model": "mine"}, model=_LayerNormMLP())[0]
+    assert can_pack(sgd, {"model": "mine"}, model=_LayerNormMLP())[0]
+    ok, why = can_pack(sgd, {"model": "bn"}, model=nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.BatchNorm1d(16)))
+    assert not ok and "batch norm" in why
 
 
-def test_auto_pack_size_is_solo_where_unmeasured_or_unpackable():
+def test_auto_pack_size_is_the_methods_measured_size_else_solo():
     # the measured rule (docs/benchmarks.md, "Seed packing"): the FC packs on a CPU, the CNN does not pay there
-    assert auto_pack_size("fc", "sgd", "cpu") > 1
-    assert auto_pack_size("cnn", "sgd", "cpu") == 1
-    assert auto_pack_size("fc", "adam", "cpu") == 1
-    assert auto_pack_size("resnet18", "sgd", "cpu") == 1
-    assert auto_pack_size("fc", "sgd", "cuda:1") == auto_pack_size("fc", "sgd", "cuda")
-    assert auto_pack_size("fc", "pa_rewiring", "cpu") == auto_pack_size("fc", "sgd", "cpu")
+    sgd = get_method("sgd")
+    assert auto_pack_size(sgd, "fc", "cpu") == sgd.pack_sizes["fc/cpu"] > 1
+    assert auto_pack_size(sgd, "cnn", "cpu") == 1
+    assert auto_pack_size(sgd, "resnet18", "cpu") == 1
+    assert auto_pack_size(sgd, "fc", "cuda:1") == auto_pack_size(sgd, "fc", "cuda")
+    assert auto_pack_size(resolve_method("pa_rewiring")[0], "fc", "cpu") == auto_pack_size(sgd, "fc", "cpu")
+    assert auto_pack_size(_plugin(True, pack_sizes={"fc/cpu": 4}), "fc", "cpu") == 4
+    assert auto_pack_size(_plugin(True), "fc", "cpu") == 1  # packable, but nothing measured: solo under auto
+    assert auto_pack_size(_plugin(False, pack_sizes={"fc/cpu": 4}), "fc", "cpu") == 1
+
+
+class _Twice(torch.optim.SGD):
+    """Re-evaluates the loss as SAM does: a pack, whose forward/backward is shared, cannot."""
+
+    def step(self, closure=None):
+        closure()
+        return super().step(closure)
+
+
+class _NoClosure(torch.optim.SGD):
+    def step(self, closure=None):
+        return super().step()
+
+
+def test_a_members_closure_returns_its_loss_once(digits32):
+    settings = PackSettings(epochs=1, batch_size=BATCH)
+    losses: list[float] = []
+
+    class _Recording(torch.optim.SGD):
+        def step(self, closure=None):
+            losses.append(float(closure()))
+            return super().step()
+
+    models = [build("fc", s, torch.float32) for s in SEEDS[:2]]
+    train_packed(_members(models, lambda m: _Recording(m.parameters(), lr=0.1)), digits32, settings)
+    assert len(losses) == 2 * (N_TRAIN // BATCH) and all(0 < v < 10 for v in losses)
+    with pytest.raises(RuntimeError, match=r"evaluated once per step.*packable=False"):
+        train_packed(_members([build("fc", s, torch.float32) for s in SEEDS[:2]], lambda m: _Twice(m.parameters(), lr=0.1)), digits32, settings)
+    assert "SAM" in SECOND_CLOSURE_CALL
+    with pytest.raises(RuntimeError, match="without calling the closure"):
+        train_packed(_members([build("fc", s, torch.float32) for s in SEEDS[:2]], lambda m: _NoClosure(m.parameters(), lr=0.1)), digits32, settings)
+
+
+def test_epoch_rows_log_each_members_lr(digits64, tmp_path):
+    rates = [0.05, 0.02]
+    models = [build("fc", s, torch.float64) for s in SEEDS[:2]]
+    run_both(models, lambda m, i, streams: torch.optim.SGD(m.parameters(), lr=rates[i]), digits64, seeds=SEEDS[:2], tmp_path=tmp_path)
+    for i, lr in enumerate(rates):
+        rows = [json.loads(line) for line in (tmp_path / f"pack{i}.jsonl").read_text().splitlines()]
+        solo_rows = [json.loads(line) for line in (tmp_path / f"solo{i}.jsonl").read_text().splitlines()]
+        assert [r["lr"] for r in rows] == [r["lr"] for r in solo_rows] == [lr] * EPOCHS

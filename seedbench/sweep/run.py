@@ -111,9 +111,11 @@ def check_pack(pack: int | str | None) -> int | str:
 class Packer:
     """Collects prepared cells that differ only in their seeds into packs; everything else goes through at once.
 
-    A group is packed only if its method and model say they can be (Method.packable, ModelSpec.packable)
-    and seedbench.train.pack_rules.can_pack agrees; with `auto` the pack size comes from the measured rule
-    (auto_pack_size), which says 1 wherever packing does not pay.
+    Whether a group packs is what its method and model declare (seedbench.train.pack_rules.can_pack:
+    Method.packable, the model's packable, torch). With `auto` the size is the method's measured one
+    (Method.pack_sizes), 1 wherever packing was not measured to pay, and a group that cannot pack
+    runs solo; an explicit `--pack K` that a group cannot honour is refused by `check` before anything
+    runs, with the method's own reason (Method.pack_note).
     """
 
     def __init__(self, runner: Any, pack: int | str, engine: str):
@@ -121,6 +123,11 @@ class Packer:
         self.waiting: dict[tuple, list[Any]] = {}
         self.sizes: dict[tuple, int] = {}
         self.packs: list[int] = []
+
+    def check(self, resolved: list[Any]) -> None:
+        """Size every group now, so that `--pack K` on cells that cannot pack fails in one line before anything runs."""
+        for r in resolved:
+            self.size_for(r)
 
     def size_for(self, resolved: Any) -> int:
         key = resolved.cell.group
@@ -131,18 +138,16 @@ class Packer:
     def _size(self, resolved: Any) -> int:
         if self.pack == 1:
             return 1
-        from seedbench.registry import get_model
+        from seedbench.train.pack_rules import FIX, auto_pack_size, can_pack
 
-        if not (resolved.method.packable and get_model(resolved.config.model).packable):
-            return 1
-        from seedbench.train.pack_rules import auto_pack_size, can_pack
-
-        ok, _why = can_pack(resolved.params, resolved.method.name)
+        ok, why = can_pack(resolved.method, resolved.config)
         if not ok:
-            return 1
+            if self.pack == "auto":
+                return 1
+            raise ConfigError(f"--pack {self.pack}: {why}; {FIX}")
         if self.pack == "auto":
             device = "cuda" if resolved.placement.num_gpus > 0 or resolved.placement.device.startswith("cuda") else "cpu"
-            return auto_pack_size(resolved.config.model, resolved.method.name, device)
+            return auto_pack_size(resolved.method, resolved.config.model, device)
         return int(self.pack)
 
     def add(self, resolved: Any, prepared: Any) -> int:
@@ -253,6 +258,8 @@ def run_sweep(
     cells = spec.cells()
     placement = {"data_dir": spec.data_dir} if spec.data_dir else {}
     resolved = resolve_grid(cells, placement)
+    packer = Packer(None, pack, engine)
+    packer.check(resolved)
     requests: dict[Any, list[str]] = {}
     for r in resolved:
         requests.setdefault(request_for(r.placement.model_dump(), override), []).append(r.label)
@@ -312,7 +319,7 @@ def run_sweep(
 
             runner = LocalRunner(report, on_start=lambda cell: tick(cell.label))
         stack.callback(runner.close)
-        packer = Packer(runner, pack, engine)
+        packer.runner = runner
         summary.timings["connect"] = time.time() - started
 
         begin_sweep()
@@ -413,6 +420,7 @@ def dry_run(spec: SweepSpec, retry_failed: bool = False, resources: str | dict |
     resolved = resolve_grid(cells, {"data_dir": spec.data_dir} if spec.data_dir else {})
     result = DryRun(total=len(cells))
     packer = Packer(None, pack, spec.engine or "local")
+    packer.check(resolved)
     pending: dict[tuple, int] = {}
     directory = store_dir(spec.store)
     if directory.is_dir():  # machinable's project only (its storage and index contexts would write)

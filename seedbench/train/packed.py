@@ -8,18 +8,19 @@ Each member arrives as its solo run would build it: its model initialised from i
 (init pipelines such as stabilize and rewire included) and its optimizer made by its method's
 factory with its own method seed. The pack stacks the K models' parameters into (K, ...) tensors and
 turns each member's parameters into views of its slice, so a member's model always holds the
-member's current weights, and its own optimizer object (RBD, FPD, NES) can step it unchanged.
+member's current weights, and its own optimizer object can step it unchanged.
 
 What is shared is only the arithmetic: one batched matmul / convolution for K forward passes. All
 randomness stays per member and is drawn in the solo loop's order from the member's own generators:
 its batch indices (`_Batches` of seedbench.train.loop with its data seed), its augmentation
-(`Augmenter` with its augment seed) and its method's directions or noise (inside its optimizer).
+(`Augmenter` with its augment seed) and its method's own randomness (inside its optimizer).
 So a member ends where its solo run ends, up to float reassociation (tests/test_packed.py: 1e-10
 relative in float64; docs/benchmarks.md, "Seed packing", for float32).
 
 A member that diverges is frozen at the end of that epoch - exactly where its solo run stops - and
-leaves the pack; the others continue. `can_pack` says which cells may be packed; `auto_pack_size`
-how many to pack on a device, from the measurements in bench/bench_pack.py.
+leaves the pack; the others continue. How the members' optimizers step is the method's choice
+(`Method.packed_step`, seedbench/train/packed_optim.py); which cells may be packed and how many is
+decided on the driver from what the method and the model declare (seedbench/train/pack_rules.py).
 """
 
 from __future__ import annotations
@@ -41,21 +42,14 @@ from seedbench.train.loop import (
     EVAL_BATCH,
     DivergenceRules,
     _Batches,
-    _evaluations_per_step,
     _jsonable,
     gradient_free_updates,
+    optimizer_stop_rule,
     summarize_val_acc,
 )
-from seedbench.train.pack_rules import (  # noqa: F401 - the pack's public rules, re-exported
-    MEASURED_PACK_SIZES,
-    NOT_PACKABLE,
-    PACKABLE_METHODS,
-    STUDY_MODELS,
-    auto_pack_size,
-    can_pack,
-)
 from seedbench.train.packed_models import build_forward, refusal
-from seedbench.train.packed_optim import PerMember, VectorSGD, nes_steps, optimizer_refusal
+from seedbench.train.packed_optim import make_stepper, population_steps
+from seedbench.train.steps import declared_evaluations
 
 
 @dataclass
@@ -63,8 +57,8 @@ class PackMember:
     """One cell of a pack: what its solo run would pass to loop.train, minus the shared settings.
 
     model: the member's initialised model, built exactly as the solo path builds it.
-    optimizer: the member's optimizer over `model.parameters()` (one group), made by its method's
-        factory with its method seed: torch.optim.SGD, or seedbench.optim RBD, FPD or NES.
+    optimizer: the member's optimizer over `model.parameters()`, made by its method's factory with
+        its method seed; all members' optimizers are of one class.
     data_seed, augment_seed: the member's data-order and augmentation streams (stream_seeds()).
     metrics_path: where its epochs.jsonl rows go (appended, as loop.train does).
     divergence: its stop rules, checked after every epoch.
@@ -92,6 +86,8 @@ class PackSettings:
     forward: "auto" (the sequential compiler for nn.Sequential of known layers, else vmap),
         "sequential" or "vmap".
     pack_id: provenance, copied into every member's result.
+    packed_step: the method's `packed_step` ("module:attr" of a class that steps all members at
+        once, e.g. VectorSGD for torch.optim.SGD), or None: each member's own optimizer steps its slice.
     """
 
     epochs: int
@@ -101,6 +97,7 @@ class PackSettings:
     conv: str = "auto"
     forward: str = "auto"
     pack_id: str | None = None
+    packed_step: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- pack
@@ -158,15 +155,14 @@ def _conv_mode(settings: PackSettings, device: torch.device) -> str:
     return "loop" if device.type == "cpu" else "grouped"
 
 
-def _check_members(members: Sequence[PackMember], settings: PackSettings, data: Dataset) -> None:
+def _check_members(members: Sequence[PackMember], settings: PackSettings, data: Dataset) -> Any:
+    """The pack's stepper, once the members are known to pack faithfully (ValueError otherwise)."""
     if settings.batch_size > len(data.x_train):
         raise ValueError(f"batch size {settings.batch_size} exceeds the {len(data.x_train)} training images")
-    why = optimizer_refusal([m.optimizer for m in members], [list(m.model.parameters()) for m in members])
-    if why is not None:
-        raise ValueError(f"cannot pack these members: {why}")
     why = refusal(members[0].model)
     if why is not None:
         raise ValueError(f"cannot pack these members: {why}")
+    return make_stepper([m.optimizer for m in members], [list(m.model.parameters()) for m in members], settings.packed_step)
 
 
 def train_packed(members: list[PackMember], data: Dataset, settings: PackSettings) -> list[dict[str, Any]]:
@@ -181,7 +177,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
     device = torch.device(settings.device)
     for m in members:
         m.model.to(device).train()
-    _check_members(members, settings, data)
+    stepper = _check_members(members, settings, data)
     data = data.to(device)
     forward, _path = build_forward(members[0].model, _conv_mode(settings, device), settings.forward)
     size = len(members)
@@ -191,10 +187,10 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
     streams = [_Batches(len(data.x_train), batch, generator(m.data_seed), device) for m in members]
     images_per_epoch = streams[0].per_epoch * batch
     optimizers = [m.optimizer for m in members]
-    stepper: VectorSGD | PerMember = VectorSGD(optimizers) if type(optimizers[0]) is torch.optim.SGD else PerMember(optimizers)
-    gradient_free = stepper.gradient_free
-    rules = [m.divergence.resolved(getattr(m.optimizer, "method", None)) for m in members]
-    images_per_update = _evaluations_per_step(optimizers[0]) * batch if gradient_free else batch
+    evaluations = declared_evaluations(optimizers[0])  # a population method's closure calls per step, else None
+    gradient_free = evaluations is not None
+    rules = [m.divergence.resolved(optimizer_stop_rule(m.optimizer)) for m in members]
+    images_per_update = (evaluations or 1) * batch
     files = [open(m.metrics_path, "a", encoding="utf-8") if m.metrics_path else None for m in members]
     histories: list[list[dict[str, Any]]] = [[] for _ in members]
     status, reasons = ["finished"] * size, [None] * size
@@ -221,7 +217,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
         return per.view(yb.shape).mean(1), logits
 
     @torch.no_grad()
-    def nes_evaluate(rows: list[int]) -> list[torch.Tensor]:
+    def population_evaluate(rows: list[int]) -> list[torch.Tensor]:
         params, buffers = stack.select(rows)
         xb, yb = batches(rows)
         return list(member_losses(params, buffers, xb, yb)[0].unbind())
@@ -242,7 +238,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
             if gradient_free:
                 target = gradient_free_updates(epoch, len(data.x_train), images_per_update)
                 while updates < target:
-                    losses = nes_steps(stepper.optimizers, nes_evaluate)
+                    losses = population_steps(stepper.optimizers, population_evaluate)
                     for r, member_losses_r in enumerate(losses):
                         if len(member_losses_r) * batch != images_per_update:
                             raise RuntimeError(
@@ -259,10 +255,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
                     for p in stack.params:
                         p.grad = None
                     loss.sum().backward()
-                    if isinstance(stepper, VectorSGD):
-                        stepper.step(stack.params)
-                    else:
-                        stepper.step_members(stack.member_params, stack.params)
+                    stepper.step(stack.params, stack.member_params, loss.detach())
                     loss_sum += loss.detach().double() * batch
                     correct += (logits.detach().argmax(-1) == yb).sum(1)
                     seen += batch
@@ -281,6 +274,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
                 row: dict[str, Any] = {
                     "epoch": epoch,
                     "updates": updates,
+                    "lr": float(stepper.optimizers[r].param_groups[0]["lr"]),
                     "train_loss": train_loss[r],
                     # gradient-free updates evaluate perturbed models only: no clean training accuracy
                     "train_acc": train_acc[r],

@@ -1,23 +1,28 @@
-"""Optimizer steps for a pack of K members (seedbench/train/packed.py).
+"""Optimizer steps for a pack of K members (seedbench/train/packed.py), chosen by the method.
 
-Two ways, chosen by the members' optimizer class:
+`Method.packed_step` names the stepper, as "module:attr", imported on the worker:
 
-* `VectorSGD`: torch.optim.SGD is element-wise per parameter, so one update over the stacked
-  (K, ...) tensors is K independent SGD updates. It repeats torch's `_single_tensor_sgd` operation
-  by operation (weight decay, momentum buffer cloned on the first step, dampening, Nesterov), with
-  each hyperparameter a Python float when all members share it - the very same kernels as solo - or a
-  (K, 1, ..., 1) tensor when they differ (e.g. one member with another learning rate).
-* `PerMember`: RBD, FPD and NES draw their directions or noise from the member's own method seed and
-  normalise by whole-vector quantities, so they are stepped by the member's own optimizer object -
-  the one the solo run would use - on the member's own parameters, which are views into the stacked
-  tensors (see packed.py). Nothing is shared between members, so there is no coupling to get wrong,
-  and a fix in seedbench.optim applies here unchanged. NES's step calls its loss closure once per
-  population member with the parameters perturbed in place; the K members' steps run as coroutines
-  (`NESCoroutines`) so that the K perturbed models are evaluated in one packed forward.
+* None (the default): `PerMember`. Each member's own optimizer object - the one its solo run would
+  use - steps the member's own parameters, which are views into the stacked (K, ...) tensors (see
+  packed.py), with its slice of the stacked gradient as their .grad. Nothing is shared between the
+  members, so any optimizer that keeps its state per parameter and reads nothing across members is
+  faithful, and a fix in the optimizer applies here unchanged. Its `step` gets a closure under the
+  loop's contract, which in a pack returns the member's loss already computed by the shared
+  forward/backward and refuses a second evaluation (`MemberClosure`).
+  An optimizer that declares `gradient_free = True` and `evaluations_per_step = n` (a population
+  method) calls its closure n times per step with its parameters perturbed in place; the K members'
+  steps then run as coroutines (`population_steps`) so that the K perturbed models are evaluated in
+  one packed forward.
+* A class of its own, e.g. `VectorSGD` for torch.optim.SGD: an element-wise optimizer written over
+  the stacked tensors, one update for all K members. Its contract is the one `PerMember` implements:
+  `__init__(optimizers)`, `step(params, member_params, losses)`, `keep(rows)`,
+  `hand_back(row, member_params)`, `diagnostics(row)` and an `optimizers` list; an optional
+  `refusal(optimizers)` class method says why it cannot step these optimizers.
 """
 
 from __future__ import annotations
 
+import importlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -25,9 +30,41 @@ from typing import Any
 
 import torch
 
-from seedbench.optim import FPD, NES, RBD
+from seedbench.train.steps import declared_evaluations
 
-PER_MEMBER: tuple[type[torch.optim.Optimizer], ...] = (RBD, FPD, NES)  # FPD subclasses RBD; listed for clarity
+# as in the solo loop (seedbench/train/steps.py), which computes no gradient unless the closure is called
+NO_CLOSURE_CALL = (
+    "{name}.step(closure) returned without calling the closure: seedbench passes every optimizer a loss closure "
+    "(zero grads, forward, backward, return the loss); call it in step, as torch.optim.SGD does"
+)
+SECOND_CLOSURE_CALL = (
+    "a packed member's closure is evaluated once per step; a method whose optimizer re-evaluates the loss (SAM) must set packable=False"
+)
+
+
+def stepper_class(ref: str | None) -> type:
+    """The stepper a method names in `packed_step` ("module:attr"), or PerMember for None."""
+    if ref is None:
+        return PerMember
+    module, _, path = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def make_stepper(optimizers: Sequence[torch.optim.Optimizer], params: Sequence[Sequence[torch.Tensor]], packed_step: str | None = None) -> Any:
+    """The stepper for these members' optimizers; ValueError says why they cannot be packed."""
+    why = optimizer_refusal(optimizers, params)
+    cls = stepper_class(packed_step)
+    if why is None and packed_step is not None and declared_evaluations(optimizers[0]) is not None:
+        why = f"{type(optimizers[0]).__name__} is gradient-free: it is stepped per member (packed_step=None), not by {packed_step}"
+    refuse = getattr(cls, "refusal", None)
+    if why is None and callable(refuse):
+        why = refuse(optimizers)
+    if why is not None:
+        raise ValueError(f"cannot pack these members: {why}")
+    return cls(optimizers)
 
 
 def optimizer_refusal(optimizers: Sequence[torch.optim.Optimizer], params: Sequence[Sequence[torch.Tensor]]) -> str | None:
@@ -35,27 +72,17 @@ def optimizer_refusal(optimizers: Sequence[torch.optim.Optimizer], params: Seque
     kinds = {type(o) for o in optimizers}
     if len(kinds) != 1:
         return f"a pack needs one optimizer class, got {sorted(k.__name__ for k in kinds)}"
-    kind = kinds.pop()
     for opt, member_params in zip(optimizers, params):
         listed = [p for g in opt.param_groups for p in g["params"]]
         if len(listed) != len(member_params) or any(a is not b for a, b in zip(listed, member_params)):
             return "every member's optimizer must hold exactly its model's parameters, in model.parameters() order"
-    if kind is torch.optim.SGD:
-        return _sgd_refusal(optimizers)
-    if issubclass(kind, PER_MEMBER):
-        if kind not in PER_MEMBER:
-            return f"{kind.__name__} subclasses a random-bases optimizer; only RBD, FPD and NES themselves are verified packed"
-        if any(o.steps_taken for o in optimizers):  # type: ignore[attr-defined]
-            return "the optimizers have already stepped; a pack starts from fresh optimizers"
-        return None
-    return (
-        f"{kind.__name__} is not verified packed (only SGD, RBD, FPD and NES are); an optimizer with "
-        "whole-tensor norms or shared state would couple the members"
-    )
+    return None
 
 
 def _sgd_refusal(optimizers: Sequence[torch.optim.Optimizer]) -> str | None:
     for opt in optimizers:
+        if type(opt) is not torch.optim.SGD:
+            return f"VectorSGD steps torch.optim.SGD, got {type(opt).__name__}; set packed_step=None to step each member's own optimizer"
         if len(opt.param_groups) != 1:
             return "packed SGD supports one parameter group"
         group = opt.param_groups[0]
@@ -82,9 +109,16 @@ def _per_member(values: list[float], like: torch.Tensor) -> float | torch.Tensor
 
 
 class VectorSGD:
-    """torch.optim.SGD (momentum, dampening, Nesterov, weight decay) over stacked tensors."""
+    """torch.optim.SGD (momentum, dampening, Nesterov, weight decay) over stacked tensors.
 
-    gradient_free = False
+    torch.optim.SGD is element-wise per parameter, so one update over the stacked (K, ...) tensors is
+    K independent SGD updates. It repeats torch's `_single_tensor_sgd` operation by operation (weight
+    decay, momentum buffer cloned on the first step, dampening, Nesterov), with each hyperparameter a
+    Python float when all members share it - the very same kernels as solo - or a (K, 1, ..., 1)
+    tensor when they differ (e.g. one member with another learning rate).
+    """
+
+    refusal = staticmethod(_sgd_refusal)
 
     def __init__(self, optimizers: Sequence[torch.optim.Optimizer]):
         self.optimizers = list(optimizers)  # the members' own, kept to hand their state back at the end
@@ -97,7 +131,8 @@ class VectorSGD:
         self.buffers: list[torch.Tensor | None] | None = None
 
     @torch.no_grad()
-    def step(self, params: Sequence[torch.Tensor]) -> None:
+    def step(self, params: Sequence[torch.Tensor], member_params: Sequence[Sequence[torch.Tensor]], losses: torch.Tensor) -> None:
+        """One SGD update of every member: `params` are the stacked tensors with their stacked .grad."""
         if self.buffers is None:
             self.buffers = [None] * len(params)
         for i, p in enumerate(params):
@@ -152,19 +187,40 @@ class VectorSGD:
         return {}
 
 
+class MemberClosure:
+    """A pack member's closure: its loss from the pack's shared forward/backward, once.
+
+    The loop's contract gives every optimizer step a closure (zero the grads, forward, backward,
+    return the loss). In a pack the forward and backward already ran, for all members at once, so
+    the first call returns the member's loss and a second call - an optimizer that re-evaluates the
+    loss at other weights, as SAM does - cannot be honoured and says so.
+    """
+
+    def __init__(self, loss: torch.Tensor):
+        self.loss, self.calls = loss, 0
+
+    def __call__(self) -> torch.Tensor:
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError(SECOND_CLOSURE_CALL)
+        return self.loss
+
+
 class PerMember:
     """Each member's own optimizer steps its own parameters (views into the stacked tensors)."""
 
     def __init__(self, optimizers: Sequence[torch.optim.Optimizer]):
         self.optimizers = list(optimizers)
-        self.gradient_free = bool(getattr(self.optimizers[0], "gradient_free", False))
 
-    def step_members(self, member_params: Sequence[Sequence[torch.Tensor]], params: Sequence[torch.Tensor]) -> None:
-        """Point every member parameter's .grad at its slice of the stacked gradient, then step."""
+    def step(self, params: Sequence[torch.Tensor], member_params: Sequence[Sequence[torch.Tensor]], losses: torch.Tensor) -> None:
+        """Point every member parameter's .grad at its slice of the stacked gradient, then step it."""
         for row, (opt, own) in enumerate(zip(self.optimizers, member_params)):
             for p, stacked in zip(own, params):
                 p.grad = None if stacked.grad is None else stacked.grad[row]
-            opt.step()
+            closure = MemberClosure(losses[row])
+            opt.step(closure)
+            if not closure.calls:
+                raise RuntimeError(NO_CLOSURE_CALL.format(name=type(opt).__name__))
 
     def keep(self, rows: list[int]) -> None:
         self.optimizers = [self.optimizers[r] for r in rows]
@@ -179,7 +235,7 @@ class PerMember:
 
 
 class _Cancelled(BaseException):
-    """Raised inside a member's NES step when the pack gives up on it (another member failed)."""
+    """Raised inside a member's population step when the pack gives up on it (another member failed)."""
 
 
 _CANCEL = object()
@@ -235,11 +291,11 @@ class _Coroutine:
             self.send(_CANCEL)
 
 
-def nes_steps(
+def population_steps(
     optimizers: Sequence[torch.optim.Optimizer],
     evaluate: Callable[[list[int]], torch.Tensor],
 ) -> list[list[torch.Tensor]]:
-    """One NES step of every member, with each round of perturbed models evaluated as one pack.
+    """One step of every member's gradient-free optimizer, each round of perturbed models evaluated as one pack.
 
     Each member's `opt.step(closure)` runs as a coroutine; its closure suspends. When every member
     waits in its closure, its parameters are perturbed in place (they are views into the stacked
