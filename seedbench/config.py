@@ -69,6 +69,8 @@ class Placement(BaseModel):
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)
+    checkpoint_every: int = Field(1, ge=0, description="save the cell's training state every N epochs (0: never); a killed cell resumes there")
+    keep_checkpoint: bool = Field(False, description="keep the last checkpoint when the cell ends (removed by default)")
 
     @field_validator("device")
     @classmethod

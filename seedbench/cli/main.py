@@ -150,8 +150,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     summary = run(spec)
     console.print(
-        f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}), "
-        f"reused {summary.reused}, failed {len(summary.failed)}"
+        f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}"
+        + (f", resumed from a checkpoint {summary.resumed}" if summary.resumed else "")
+        + f"), reused {summary.reused}, failed {len(summary.failed)}"
         + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
         + (f", in {len(summary.packs)} packs of {min(summary.packs)}-{max(summary.packs)} seeds" if summary.packs else "")
         + f" in {summary.seconds:.1f} s on the {summary.engine} engine  [dim]store: {summary.store}[/]"
@@ -390,7 +391,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
             for m in methods
         ],
         "aliases": [{"name": n, "method": t, "patch": p} for n, (t, p) in sorted(registry.aliases().items())],
-        "models": [{"name": n, "default_init": registry.get_model(n).default_init} for n in registry.model_names()],
+        "models": [registry.get_model(n).facts() for n in registry.model_names()],
         "datasets": registry.dataset_names(),
         "initializers": registry.initializer_names(),
     }

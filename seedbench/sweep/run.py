@@ -36,6 +36,7 @@ class SweepSummary:
     total: int = 0
     trained: int = 0
     reused: int = 0
+    resumed: int = 0  # trained cells that continued from a checkpoint of an earlier, interrupted run
     diverged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (cell label, error)
     skipped_failed: list[str] = field(default_factory=list)  # failed earlier, not retried
@@ -299,6 +300,7 @@ def run_sweep(
             else:
                 summary.trained += 1
                 summary.diverged += status == "diverged"
+                summary.resumed += bool(outcome.get("resumed_from_epoch"))
 
         def tick(description: str | None = None) -> None:
             done = summary.trained + summary.reused - planned_reused[0]

@@ -22,6 +22,8 @@ from torch import nn
 from seedbench.data.augment import Augmenter
 from seedbench.data.datasets import Dataset
 from seedbench.seeding import generator
+from seedbench.train import checkpoint as ckpt_io
+from seedbench.train.checkpoint import Checkpointing
 from seedbench.train.steps import EpochRun, LossFn, TrainState, closure_step, cross_entropy, declared_evaluations, default_epoch
 
 EVAL_BATCH = 1000
@@ -143,6 +145,8 @@ class TrainSettings:
     metrics_path: Path | None = None
     # called after every epoch with the epoch's metrics (progress reporting)
     on_epoch: Callable[[dict[str, Any]], None] | None = None
+    # save the whole training state at epoch ends, and resume from it when the file exists
+    checkpoint: Checkpointing | None = None
 
 
 @torch.no_grad()
@@ -172,6 +176,13 @@ class _Batches:
         self.per_epoch = n // batch_size
         self._order = torch.empty(0, dtype=torch.long)
         self._pos = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """The position in the current epoch's order (the generator's state is saved with the others)."""
+        return {"order": self._order.cpu(), "pos": self._pos}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self._order, self._pos = snap["order"].to(self.device), int(snap["pos"])
 
     def next(self) -> torch.Tensor:
         if self._pos + self.batch_size > len(self._order):
@@ -271,15 +282,34 @@ def train(
     step_fn = parts.step or closure_step
     epoch_fn = parts.epoch or default_epoch
     per_step_schedule = parts.schedule is not None and parts.schedule_interval == "step"
-    metrics_file = open(settings.metrics_path, "a", encoding="utf-8") if settings.metrics_path else None
     history: list[dict[str, Any]] = []
     status, reason = "finished", None
     updates = 0
-    images_total, seconds_total = 0, 0.0
+    images_total, seconds_total, seconds_before = 0, 0.0, 0.0
+    generators = {"data": batches.gen, "augment": aug.generator if aug is not None else None, "method": parts.generator}
+    saved = ckpt_io.load(settings.checkpoint.path) if settings.checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(saved["optimizer"])
+        if parts.schedule is not None:
+            parts.schedule.load_state_dict(saved["schedule"])
+        state.extra = saved["extra"]
+        ckpt_io.restore_rng_states(saved["rng"], generators)
+        batches.restore(saved["batches"])
+        drawn[0] = int(saved["drawn"])
+        history, updates = list(saved["history"]), int(saved["updates"])
+        images_total, seconds_total, seconds_before = int(saved["images_total"]), float(saved["seconds_total"]), float(saved["train_seconds"])
+    first_epoch = len(history) + 1
+    # a resumed run rewrites its curve up to the checkpoint: rows of epochs after it are trained again
+    metrics_file = open(settings.metrics_path, "w" if saved is not None else "a", encoding="utf-8") if settings.metrics_path else None
+    if metrics_file is not None and saved is not None:
+        metrics_file.writelines(json.dumps(_jsonable(row)) + "\n" for row in history)
+        metrics_file.flush()
     started = time.perf_counter()
     model.train()
     try:
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(first_epoch, settings.epochs + 1):
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -339,6 +369,25 @@ def train(
             if reason is not None:
                 status = "diverged"
                 break
+            if settings.checkpoint is not None and settings.checkpoint.due(epoch, last=epoch == settings.epochs):
+                ckpt_io.save(
+                    settings.checkpoint.path,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                        "schedule": parts.schedule.state_dict() if parts.schedule is not None else None,
+                        "extra": state.extra,
+                        "rng": ckpt_io.rng_states(generators),
+                        "batches": batches.snapshot(),
+                        "drawn": drawn[0],
+                        "history": [_jsonable(r) for r in history],
+                        "updates": updates,
+                        "images_total": images_total,
+                        "seconds_total": seconds_total,
+                        "train_seconds": seconds_before + time.perf_counter() - started,
+                        "meta": settings.checkpoint.meta or {},
+                    },
+                )
     finally:
         if metrics_file is not None:
             metrics_file.close()
@@ -349,7 +398,8 @@ def train(
         "stop_rule": rules.mode,
         "epochs_completed": len(history),
         "updates": updates,
-        "train_seconds": time.perf_counter() - started,
+        "train_seconds": seconds_before + time.perf_counter() - started,
+        "resumed_from_epoch": first_epoch - 1 if saved is not None else None,
     }
     if history:
         last = history[-1]

@@ -178,6 +178,10 @@ def run_trial(
         record.finished_at = time.time()
         record.seconds = record.finished_at - (record.started_at or record.finished_at)
         write_record(out_dir, record)
+    if record.status in ("finished", "diverged") and not place.keep_checkpoint:
+        from seedbench.train.checkpoint import CHECKPOINT_FILE
+
+        (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # only once the record that replaces it is written
     return record.model_dump()
 
 
@@ -224,7 +228,13 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
             initial_weights=keras_weights_from_torch(model, data.in_shape),
         )
     model = model.to(device)
-    if method.prepare is not None:
+    from seedbench.train.checkpoint import CHECKPOINT_FILE, Checkpointing, peek_meta
+
+    checkpoint_path = epochs_path.parent / CHECKPOINT_FILE
+    resumed = peek_meta(checkpoint_path)
+    if resumed is not None:  # the weights after prepare are in the checkpoint: a pretraining hook runs once
+        record.prepare = resumed.get("prepare")
+    elif method.prepare is not None:
         record.prepare = method.prepare(cfg, model, data, device, seeds)
     optimizer = method.optimizer(model.parameters(), cfg.lr, cfg, seeds["method"]) if method.optimizer is not None else None
     parts = method_parts(method, cfg, optimizer, len(data.x_train) // cfg.batch_size, seeds["method"])
@@ -237,6 +247,7 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
         device=device,
         divergence=divergence_rules(cfg),
         metrics_path=epochs_path,
+        checkpoint=Checkpointing(checkpoint_path, every=place.checkpoint_every, keep=place.keep_checkpoint, meta={"prepare": record.prepare}),
     )
     result = train(model, optimizer, data, settings, parts)
     result["D"] = count_parameters(model)

@@ -148,6 +148,7 @@ def outcome_of(directory: str | Path, status: str | None = None) -> dict[str, An
         "reason": record.get("reason"),
         "error": record.get("error"),
         "seconds": record.get("seconds"),
+        "resumed_from_epoch": record.get("resumed_from_epoch"),
     }
 
 

@@ -1,0 +1,163 @@
+"""A cell killed mid-training resumes from its last epoch-end checkpoint and ends with the uninterrupted record.
+
+The library tests interrupt train() from its epoch callback (after the epoch's row is written, before that
+epoch's checkpoint), so the resumed run must also drop the row of the epoch it trains again. The CLI test
+SIGKILLs a real sweep from inside its cell at epoch 7 of 10 and runs the same command again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seedbench.registry import get_method
+from seedbench.train.checkpoint import CHECKPOINT_FILE, Checkpointing
+from seedbench.train.loop import DivergenceRules, TrainSettings, train
+from seedbench.train.trial import build_initialised_model, method_parts
+from tests.conftest import run_cli
+
+TIMING = {"seconds", "images_per_s", "train_seconds", "resumed_from_epoch"}
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from seedbench.data import load_dataset
+
+    return load_dataset("digits", None, 100, 256)
+
+
+def _run(
+    method_name: str, digits, folder: Path, epochs: int, stop_at: int | None = None, augment: bool = False, **config
+) -> tuple[dict, list[dict], torch.nn.Module]:
+    """One cell as run_trial builds it; `stop_at` raises from the epoch callback of that epoch."""
+    method = get_method(method_name)
+    cfg = method.resolve({"model": "fc", "dataset": "digits", "epochs": epochs, **config})
+    model, _ = build_initialised_model(cfg, digits.in_shape, digits.num_classes, init_seed=5, method=method)
+    optimizer = method.optimizer(model.parameters(), cfg.lr, cfg, 9)
+    parts = method_parts(method, cfg, optimizer, len(digits.x_train) // cfg.batch_size, 9)
+    folder.mkdir(exist_ok=True)
+
+    def on_epoch(row: dict) -> None:
+        if stop_at is not None and row["epoch"] == stop_at:
+            raise Interrupted
+
+    settings = TrainSettings(
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        data_seed=3,
+        augment_seed=4,
+        augment=augment,
+        divergence=DivergenceRules(mode="none"),
+        metrics_path=folder / "epochs.jsonl",
+        on_epoch=on_epoch,
+        checkpoint=Checkpointing(folder / CHECKPOINT_FILE, every=1),
+    )
+    result = train(model, optimizer, digits, settings, parts)
+    rows = [json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines()]
+    return result, rows, model
+
+
+def _same(a: dict, b: dict) -> None:
+    assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
+
+
+@pytest.mark.parametrize(
+    "method, config",
+    [
+        ("sgd", {"momentum": 0.9, "weight_decay": 1e-4}),
+        ("rbd", {"dims": 20, "lr": 0.5}),
+        ("nes", {"dims": 8, "lr": 0.2}),
+    ],
+)
+def test_a_resumed_cell_equals_the_uninterrupted_one(method, config, digits, tmp_path: Path) -> None:
+    whole, whole_rows, whole_model = _run(method, digits, tmp_path / "whole", 4, augment=True, **config)
+    with pytest.raises(Interrupted):
+        _run(method, digits, tmp_path / "cut", 4, stop_at=3, augment=True, **config)
+    assert len((tmp_path / "cut" / "epochs.jsonl").read_text().splitlines()) == 3, "epoch 3's row was written"
+    resumed, rows, model = _run(method, digits, tmp_path / "cut", 4, augment=True, **config)
+    assert resumed["resumed_from_epoch"] == 2, "the last checkpoint is epoch 2's"
+    _same(resumed, whole)
+    assert len(rows) == 4
+    for a, b in zip(rows, whole_rows, strict=True):
+        _same(a, b)
+    for p, q in zip(model.parameters(), whole_model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_a_checkpoint_of_another_format_is_ignored(digits, tmp_path: Path) -> None:
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    result, rows, _ = _run("sgd", digits, folder, 2)
+    assert result["resumed_from_epoch"] is None and len(rows) == 2
+
+
+KILLER = """
+import os, signal
+from pathlib import Path
+from seedbench import register_method
+from seedbench.methods.sgd import SGDConfig, sgd_optimizer
+from seedbench import Method
+
+FLAG = Path(__file__).with_name("kill-at-epoch-7")
+
+
+def epoch(run):
+    if run.epoch == 7 and FLAG.exists():
+        FLAG.unlink()
+        os.kill(os.getpid(), signal.SIGKILL)  # the whole sweep dies, as on a preempted node
+    for _ in range(run.steps):
+        run.step()
+
+
+register_method(Method(name="sgd_killed", config=SGDConfig, optimizer=sgd_optimizer, epoch=epoch,
+                       learning_rates={"default": {"*": 0.05}}))
+"""
+
+
+def _sweep(store: Path, plugin: Path) -> subprocess.CompletedProcess:
+    args = ["sweep", "--plugin", str(plugin), "--method", "sgd_killed", "--model", "fc", "--dataset", "digits", "--seeds", "0"]
+    return run_cli(*args, "--store", str(store), "--epochs", "10", "--set", "limit_train=192", "--set", "val_size=64", "--quiet", cwd=plugin.parent)
+
+
+def test_killing_a_sweep_at_epoch_7_of_10_resumes_there(tmp_path: Path) -> None:
+    plugin = tmp_path / "plugin" / "killer.py"
+    plugin.parent.mkdir()
+    plugin.write_text(KILLER)
+    whole = _sweep(tmp_path / "whole", plugin)
+    assert whole.returncode == 0, whole.stderr
+    (plugin.parent / "kill-at-epoch-7").touch()
+    killed = _sweep(tmp_path / "store", plugin)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-500:])
+    (folder,) = [p.parent for p in (tmp_path / "store").rglob("epochs.jsonl")]
+    before = [json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines()]
+    assert len(before) == 6 and (folder / CHECKPOINT_FILE).exists()
+
+    again = _sweep(tmp_path / "store", plugin)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from a checkpoint 1" in again.stdout, again.stdout
+    record = json.loads((folder / "run.json").read_text())
+    (reference,) = [json.loads(p.read_text()) for p in (tmp_path / "whole").rglob("run.json")]
+    assert record["status"] == "finished" and record["resumed_from_epoch"] == 6
+    rows = [json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines()]
+    assert rows[:6] == before, "epochs 1-6 were not trained again (their rows, timings included, are the first run's)"
+    whole_rows = [json.loads(line) for line in next((tmp_path / "whole").rglob("epochs.jsonl")).read_text().splitlines()]
+    for a, b in zip(rows, whole_rows, strict=True):
+        _same(a, b)
+    for key in ("val_acc", "val_loss", "test_acc", "test_loss", "train_loss", "best_val_acc", "updates", "epochs_completed"):
+        assert record[key] == reference[key], key
+    assert not (folder / CHECKPOINT_FILE).exists(), "a finished cell's checkpoint is removed"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
