@@ -19,6 +19,11 @@ the peak memory of each pack (torch.cuda.max_memory_allocated) is reported as we
     python bench/bench_pack.py                      # FC and CNN, K = 1..64, CPU, 2 threads
     python bench/bench_pack.py --device cuda
     python bench/bench_pack.py --models fc --ks 1,8 --methods sgd,rbd_hadamard,nes
+    python bench/bench_pack.py --plugin my_method.py --methods mine --models fc --ks 1,4,8,16
+
+Any registered method can be measured (a plugin's with --plugin): its optimizer is made by its own
+factory with its default config and lr for the model on fmnist, and its pack steps as a sweep's would
+(its `packed_step`). What this prints is what goes into a method's `pack_sizes` (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch
 from seedbench.data.datasets import Dataset
 from seedbench.models import build_model
 from seedbench.optim import NES, RBD
+from seedbench.registry import get_method, load_plugins
 from seedbench.train.loop import DivergenceRules, TrainSettings, train
 from seedbench.train.packed import PackMember, PackSettings, train_packed
 
@@ -75,6 +81,20 @@ def portion(data: Dataset, steps: int) -> Dataset:
     )
 
 
+def optimizer_for(method: str, model: torch.nn.Module, name: str, seed: int) -> torch.optim.Optimizer:
+    """The bench's study settings for a built-in, else the registered method's own factory and defaults."""
+    if method in OPTIMIZERS:
+        return OPTIMIZERS[method](model, name, seed)
+    found = get_method(method)
+    cfg = found.resolve({"model": name, "dataset": "fmnist"})
+    return found.optimizer(model.parameters(), cfg.lr, cfg, seed)
+
+
+def packed_step(method: str) -> str | None:
+    """How a sweep's pack of this method steps (Method.packed_step); the bench's variants name their method first."""
+    return get_method(method.split("_", 1)[0] if method in OPTIMIZERS else method).packed_step
+
+
 def model_for(name: str, seed: int, device: str) -> torch.nn.Module:
     torch.manual_seed(seed)
     return build_model(name, (1, 28, 28)).to(device)
@@ -87,7 +107,7 @@ def sync(device: str) -> None:
 
 def time_solo(name: str, method: str, data: Dataset, device: str) -> float:
     model = model_for(name, 0, device)
-    opt = OPTIMIZERS[method](model, name, 0)
+    opt = optimizer_for(method, model, name, 0)
     settings = TrainSettings(epochs=1, batch_size=BATCH, data_seed=0, augment_seed=0, device=device, divergence=DivergenceRules(mode="none"))
     sync(device)
     start = time.perf_counter()
@@ -100,12 +120,12 @@ def time_pack(name: str, method: str, k: int, data: Dataset, device: str, conv: 
     members = []
     for i in range(k):
         model = model_for(name, i, device)
-        members.append(PackMember(model, OPTIMIZERS[method](model, name, i), data_seed=i, augment_seed=i, divergence=DivergenceRules(mode="none")))
+        members.append(PackMember(model, optimizer_for(method, model, name, i), data_seed=i, augment_seed=i, divergence=DivergenceRules(mode="none")))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     sync(device)
     start = time.perf_counter()
-    train_packed(members, data, PackSettings(epochs=1, batch_size=BATCH, device=device, conv=conv))
+    train_packed(members, data, PackSettings(epochs=1, batch_size=BATCH, device=device, conv=conv, packed_step=packed_step(method)))
     sync(device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
@@ -117,13 +137,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default="fc,cnn")
-    parser.add_argument("--methods", default="sgd", help=f"comma-separated, of {', '.join(OPTIMIZERS)}")
+    parser.add_argument("--methods", default="sgd", help=f"comma-separated: {', '.join(OPTIMIZERS)} or any registered method")
+    parser.add_argument("--plugin", action="append", default=[], help="a plugin file or module whose methods to measure")
     parser.add_argument("--ks", default="1,4,8,16,32,64")
     parser.add_argument("--steps", default="fc=512,cnn=64", help="steps at K = 1 per model")
     parser.add_argument("--min-steps", type=int, default=4)
     parser.add_argument("--conv", default="loop,grouped", help="CNN conv modes to measure (PackSettings.conv)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    load_plugins(args.plugin)
     torch.set_num_threads(args.threads)
     steps_at_1 = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in args.steps.split(",")}
     data = synthetic(N_IMAGES, args.device)

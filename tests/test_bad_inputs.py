@@ -372,6 +372,23 @@ case("flag-resources-unknown-on-local", lambda c: c.sweep("--resources", '{"bogu
 case("flag-pack-zero", lambda c: c.sweep("--pack", "0"), "--pack", "positive integer")
 case("flag-pack-letters", lambda c: c.sweep("--pack", "x"), "--pack", "positive integer")
 case("dry-run-pack-zero", lambda c: c.sweep("--dry-run", "--pack", "0"), "--pack", "positive integer")
+# --pack K on cells that cannot pack is an explicit request that cannot be honoured: refused, with the method's reason
+case(
+    "flag-pack-method-cannot-pack",
+    lambda c: c.sweep("--method", "sup_walsh", "--pack", "4"),
+    "--pack 4",
+    "sup_walsh",
+    "its pretraining",
+    "drop --pack or use --pack auto",
+)
+case("dry-run-pack-method-cannot-pack", lambda c: c.sweep("--dry-run", "--method", "sup_walsh", "--pack", "4"), "sup_walsh", "drop --pack")
+case(
+    "flag-pack-plugin-not-packable",
+    lambda c: c.sweep("--plugin", c.plugin(PROBE_METHOD), "--method", "probe", "--pack", "2"),
+    "method probe cannot be packed",
+    "packable=True",
+    "drop --pack or use --pack auto",
+)
 case("dry-run-unknown-method", lambda c: c.sweep("--dry-run", "--method", "sgdd"), "unknown method", "sgd")
 case("flag-engine-bogus", lambda c: c.sweep("--engine", "bogus"), "bogus", "--help")
 case("flag-ray-address-on-local-engine", lambda c: c.sweep("--engine", "local", "--ray-address", "127.0.0.1:1"), "--ray-address", "--engine ray")

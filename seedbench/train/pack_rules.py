@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from seedbench.methods.base import Method
 
-FIX = "drop --pack or use --pack auto, which runs such cells solo"
+FIX = "drop --pack or use --pack auto (under auto such cells run solo)"
 
 
 def can_pack(method: Method, config: Any, model: Any = None) -> tuple[bool, str]:
