@@ -264,7 +264,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
             seconds = time.perf_counter() - t0
             images_total += seen
             seconds_total += seconds
-            # None, not NaN, for an epoch without a finished update (NES), as loop.train
+            # None, not NaN, for an epoch without a finished update (a population method), as loop.train
             train_loss = (loss_sum / seen).tolist() if seen else [None] * len(active)
             train_acc = (correct.double() / seen).tolist() if seen and not gradient_free else [None] * len(active)
             leaving = []
@@ -329,6 +329,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
             "epochs_completed": len(history),
             "updates": member_updates[i],
             "train_seconds": train_seconds[i],
+            "resumed_from_epoch": None,  # a pack trains from the start (a pack killed mid-run redoes its unfinished members)
         }
         if history:
             last = history[-1]
