@@ -54,6 +54,7 @@ register_method(
         learning_rates={"default": {"fc-digits": 0.002, "*": 0.001}},
         presets={"decay": {"weight_decay": 0.01}},
         arm_keys=("weight_decay",),
+        packable=True,  # elementwise and per parameter: each member's own SignSGD steps its slice of a pack
         description="sign-SGD: every weight moves by lr in the direction of -sign(grad)",
     )
 )
