@@ -46,25 +46,14 @@ def run_torch(data, seeds: dict[str, int], epochs: int) -> dict[str, Any]:
 
 
 def run_tensorflow(data, seeds: dict[str, int], epochs: int) -> dict[str, Any]:
-    from seedbench.train.loop import DivergenceRules
+    from seedbench.registry import get_method
     from seedbench.train.tf_runner import train_tensorflow
 
-    return train_tensorflow(
-        "sgd",
-        {},
-        "fc",
-        data,
-        lr=LR,
-        epochs=epochs,
-        batch_size=BATCH,
-        data_seed=seeds["data"],
-        augment_seed=seeds["augment"],
-        method_seed=seeds["method"],
-        init_seed=seeds["init"],
-        augment=False,
-        divergence=DivergenceRules(),
-        metrics_path=None,
+    method = get_method("sgd")
+    cfg = method.resolve(
+        {"model": "fc", "dataset": "fmnist", "lr": LR, "batch_size": BATCH, "epochs": epochs, "augment": False, "framework": "tensorflow"}
     )
+    return train_tensorflow(method, cfg, data, seeds)
 
 
 def tost(a: list[float], b: list[float]) -> dict[str, Any]:

@@ -7,6 +7,8 @@
 (c) TF's NES update points downhill: mean cosine with -g is positive beyond a one-sided bound.
 (d) Every method trains end to end, writes the rows and result keys loop.train writes, and sees the
     very batches loop.train feeds its model.
+(e) The runner reads everything from the method and the model registry: what they cannot do is refused
+    with the reason, asked on the driver without TensorFlow (tests/test_tf_plugin.py runs a plugin's own).
 """
 
 from __future__ import annotations
@@ -22,14 +24,21 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
+from seedbench.config import TrialConfig
 from seedbench.data import load_dataset
+from seedbench.errors import ConfigError
+from seedbench.methods.base import Method
+from seedbench.methods.random_bases import NESConfig
+from seedbench.methods.sgd import SGDConfig
 from seedbench.models import build_model
 from seedbench.optim.directions import FOURTH_MOMENT, SECOND_MOMENT
+from seedbench.registry import get_method
 from seedbench.seeding import stream_seeds
 from seedbench.train.loop import DivergenceRules, TrainSettings, train
+from seedbench.train.tf_methods import nes, sgd
 from seedbench.train.tf_models import build_keras_model, count_parameters, keras_weights_from_torch, tf, to_nhwc
 from seedbench.train.tf_optim import base_key, nes_ascent, nes_noise, rank_utilities, rbd_project, rbd_scale_sq
-from seedbench.train.tf_runner import BatchStream, Trainer, train_tensorflow
+from seedbench.train.tf_runner import BatchStream, train_tensorflow
 
 U32 = 2.0**-24  # unit roundoff of float32: fl(a op b) = (a op b)(1 + e), |e| <= U32
 ALPHA = 1e-4  # family-wise false-alarm rate of the statistical tests, as in test_optim_estimator
@@ -209,7 +218,7 @@ def _worst_ratio(actual: list[np.ndarray], expected: list[np.ndarray], bound: li
 def _tf_one_step(torch_model: nn.Module, weights: list[np.ndarray], name: str, x: torch.Tensor, y: torch.Tensor, lr: float) -> list[np.ndarray]:
     net = build_keras_model(name, IN_SHAPE, 10, init_seed=0)
     net.set_weights(weights)
-    Trainer(net, "sgd", {}, lr, method_seed=0).train_step(to_nhwc(x.numpy()), y.numpy())
+    sgd(net, SGDConfig(), lr, method_seed=0).train_step(to_nhwc(x.numpy()), y.numpy())
     return [w.astype(np.float64) for w in net.get_weights()]
 
 
@@ -363,24 +372,21 @@ def test_nes_trainer_update_aligns_with_the_negative_gradient(digits) -> None:
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=net(x)))
     g = tf.concat([tf.reshape(t, [-1]) for t in tape.gradient(loss, net.trainable_variables)], 0).numpy()
-    trainer = Trainer(net, "nes", {"dims": 20, "chunk": 8}, lr=1.0, method_seed=4)  # 3 chunks, last one short
+    trainer = nes(net, NESConfig(dims=20, chunk=8), lr=1.0, method_seed=4)  # 3 chunks, last one short
     theta0 = trainer.flat_params().numpy()
     cosines = []
     for _ in range(10):  # steps at the same theta0: i.i.d. draws of the update (z ~ 18 measured, bound ~3.7)
         net.set_weights(w0)
-        trainer.nes_step(lambda: (x, y))
+        trainer.population_step(lambda: (x, y))
         step = trainer.flat_params().numpy().astype(np.float64) - theta0
         cosines.append(float(step @ -g / (np.linalg.norm(step) * np.linalg.norm(g))))
     assert _mean_cosine_z(np.array(cosines)) > norm.isf(ALPHA)
 
 
 # ------------------------------------------------------------------------------ (d) end to end
-def _torch_optimizer(method: str, params, lr: float, options: dict, seed: int):
-    from seedbench import optim
-
-    if method == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    return {"rbd": optim.RBD, "fpd": optim.FPD, "nes": optim.NES}[method](params, lr=lr, seed=seed, **options)
+def _cfg(method: str, **values):
+    """The method's resolved config for a TF cell on digits (Method.resolve, as the driver resolves a cell)."""
+    return get_method(method).resolve({"model": "fc", "dataset": "digits", "framework": "tensorflow", **values})
 
 
 # dims 60 > chunk 50: two chunks per step, at a quarter of the default's cost; NES's population of 4
@@ -393,22 +399,8 @@ def test_each_method_trains_end_to_end_with_loop_train_records(digits, tmp_path:
     seeds = stream_seeds(2)
     epochs, batch = 2, 32
     tf_path, torch_path = tmp_path / "tf.jsonl", tmp_path / "torch.jsonl"
-    result = train_tensorflow(
-        method,
-        options,
-        "fc",
-        digits,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch,
-        data_seed=seeds["data"],
-        augment_seed=seeds["augment"],
-        method_seed=seeds["method"],
-        init_seed=seeds["init"],
-        augment=True,
-        divergence=DivergenceRules(),
-        metrics_path=tf_path,
-    )
+    cfg = _cfg(method, lr=lr, epochs=epochs, batch_size=batch, augment=True, **options)
+    result = train_tensorflow(get_method(method), cfg, digits, seeds, metrics_path=tf_path)
     assert result["status"] == "finished", result.get("reason")
     assert result["D"] == D_FC == 101_770 and result["framework"] == "tensorflow"
     assert result["epochs_completed"] == epochs
@@ -422,10 +414,17 @@ def test_each_method_trains_end_to_end_with_loop_train_records(digits, tmp_path:
     assert result["best_val_acc"] == max(r["val_acc"] for r in rows)
     assert result["val_acc_last10"] == pytest.approx(sum(r["val_acc"] for r in rows) / len(rows))
 
+    # the same cell on torch, built from the same method declaration
     model = _torch_model("fc", seeds["init"])
-    opt = _torch_optimizer(method, model.parameters(), lr, options, seeds["method"])
+    opt = get_method(method).optimizer(model.parameters(), lr, cfg, seeds["method"])
     settings = TrainSettings(
-        epochs=epochs, batch_size=batch, data_seed=seeds["data"], augment_seed=seeds["augment"], augment=True, metrics_path=torch_path
+        epochs=epochs,
+        batch_size=batch,
+        data_seed=seeds["data"],
+        augment_seed=seeds["augment"],
+        augment=True,
+        metrics_path=torch_path,
+        divergence=DivergenceRules(mode=cfg.stop_rule),
     )
     reference = train(model, opt, digits, settings)
     torch_rows = [json.loads(line) for line in torch_path.read_text().splitlines()]
@@ -451,25 +450,36 @@ def test_tf_runner_sees_exactly_the_batches_loop_train_feeds_torch(digits) -> No
         np.testing.assert_array_equal(x, to_nhwc(xb.numpy()))
 
 
-def test_unknown_options_and_methods_are_refused(digits) -> None:
-    common = dict(
-        lr=0.1,
-        epochs=1,
-        batch_size=32,
-        data_seed=0,
-        augment_seed=0,
-        method_seed=0,
-        init_seed=0,
-        augment=False,
-        divergence=DivergenceRules(),
-        metrics_path=None,
+def test_what_the_method_or_the_model_cannot_do_in_tensorflow_is_refused_with_the_reason(digits) -> None:
+    seeds = stream_seeds(0)
+    torch_only = Method(name="torch_only", config=TrialConfig, optimizer=lambda params, lr, cfg, seed: torch.optim.SGD(params, lr=lr))
+    with pytest.raises(ConfigError, match="torch_only has no TensorFlow implementation"):
+        train_tensorflow(torch_only, TrialConfig(lr=0.1, epochs=1), digits, seeds)
+    with pytest.raises(ConfigError, match="Hadamard bases are torch-only"):  # the implementation's own supports(cfg)
+        train_tensorflow(get_method("rbd"), _cfg("rbd", bases="hadamard", epochs=1), digits, seeds)
+    with pytest.raises(ConfigError, match="needs a model with a Keras counterpart"):  # asked of the model registry
+        train_tensorflow(get_method("sgd"), _cfg("sgd", model="resnet18", epochs=1), digits, seeds)
+    broken = Method(name="broken", config=TrialConfig, optimizer=torch_only.optimizer, tensorflow="seedbench.train.tf_methods:no_such")
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        train_tensorflow(broken, TrialConfig(lr=0.1, epochs=1, framework="tensorflow"), digits, seeds)
+
+
+def test_the_driver_asks_an_implementation_without_importing_tensorflow() -> None:
+    """supports(cfg) is asked when a sweep is planned, in a process that must not pay TensorFlow's import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from seedbench.registry import get_method\n"
+        "from seedbench.train.tf_check import tensorflow_refusal\n"
+        "m = get_method('rbd')\n"
+        "print(tensorflow_refusal(m, m.resolve({'framework': 'tensorflow', 'bases': 'hadamard'})))\n"
+        "print(tensorflow_refusal(m, m.resolve({'framework': 'tensorflow'})))\n"
+        "print('tensorflow' in sys.modules, 'torch' in sys.modules)\n"
     )
-    with pytest.raises(ValueError, match="unknown rbd options"):
-        train_tensorflow("rbd", {"dim": 10}, "fc", digits, **common)
-    with pytest.raises(ValueError, match="trains sgd"):
-        train_tensorflow("adam", {}, "fc", digits, **common)
-    with pytest.raises(ValueError, match="builds fc, cnn"):
-        train_tensorflow("sgd", {}, "resnet", digits, **common)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "Hadamard" in out[0] and out[1] == "None" and out[2] == "False False"
 
 
 def test_nes_epoch_without_a_finished_update_is_evaluated_with_train_loss_none(digits, tmp_path: Path) -> None:
@@ -477,22 +487,7 @@ def test_nes_epoch_without_a_finished_update_is_evaluated_with_train_loss_none(d
     loop.train's image budget (floor(e * N / (d * batch)) updates after epoch e)."""
     seeds = stream_seeds(3)
     path = tmp_path / "nes.jsonl"
-    result = train_tensorflow(
-        "nes",
-        {"dims": 12},
-        "fc",
-        digits,
-        lr=0.5,
-        epochs=3,
-        batch_size=32,
-        data_seed=seeds["data"],
-        augment_seed=seeds["augment"],
-        method_seed=seeds["method"],
-        init_seed=seeds["init"],
-        augment=False,
-        divergence=DivergenceRules(),
-        metrics_path=path,
-    )
+    result = train_tensorflow(get_method("nes"), _cfg("nes", dims=12, lr=0.5, epochs=3), digits, seeds, metrics_path=path)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     per_update = 12 * 32
     assert [r["updates"] for r in rows] == [e * len(digits.x_train) // per_update for e in (1, 2, 3)] == [0, 1, 2]

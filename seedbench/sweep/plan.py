@@ -109,11 +109,12 @@ def resolve_cell(cell: Cell, placement: dict[str, Any] | None = None) -> Resolve
     if cfg.init is None:
         cfg = cfg.model_copy(update={"init": model.default_init})
     check_initializer(cfg.init)  # a typo fails here, with a suggestion
-    if cfg.framework == "tensorflow":  # what the TensorFlow runner implements (seedbench/train/tf_runner.py)
-        if cfg.model not in ("fc", "cnn"):
-            raise ConfigError(f"{cell.label}: framework=tensorflow runs the fc and cnn models only; drop framework or use --model fc,cnn")
-        if getattr(cfg, "bases", "gaussian") != "gaussian" or cfg.stabilize or cfg.rewire:
-            raise ConfigError(f"{cell.label}: framework=tensorflow has no Hadamard bases or init pipelines; use framework=torch for them")
+    if cfg.framework == "tensorflow":  # the model's Keras builder and the method's implementation decide, not a list
+        from seedbench.train.tf_check import tensorflow_refusal
+
+        why = tensorflow_refusal(method, cfg)
+        if why is not None:
+            raise ConfigError(f"{cell.label}: {why}")
     from seedbench.data.registry import get_dataset_spec
 
     get_dataset_spec(cfg.dataset)

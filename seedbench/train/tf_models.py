@@ -1,4 +1,4 @@
-"""The random-bases study's FC and CNN in Keras 3 (TensorFlow backend), and weight conversion from torch.
+"""The random-bases study's FC and CNN in Keras 3 (TensorFlow backend), their loss, and weight conversion from torch.
 
 The networks match seedbench.models.fc_cnn layer for layer (docs/methods.md, "Networks") so that a study can
 swap the framework and nothing else. TensorFlow works in NHWC and stores kernels input-major, torch in
@@ -29,6 +29,7 @@ def _quiet_tensorflow() -> None:
 _quiet_tensorflow()
 
 import logging  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -48,8 +49,6 @@ class _NoRetracingNotice(logging.Filter):
 
 tf.get_logger().addFilter(_NoRetracingNotice())
 
-MODELS = ("fc", "cnn")
-
 
 def layer_seed(init_seed: int, layer: int) -> int:
     """A seed per layer for the Glorot initializer: Keras draws identical kernels from identical integer
@@ -59,38 +58,63 @@ def layer_seed(init_seed: int, layer: int) -> int:
     return int(state[0] >> np.uint32(1))
 
 
-def build_keras_model(name: str, in_shape: tuple[int, int, int], num_classes: int, init_seed: int) -> keras.Model:
-    """FC or CNN of the study; `in_shape` is torch's (C, H, W), the Keras input is (H, W, C).
+def _glorot(init_seed: int) -> Callable[[], keras.initializers.Initializer]:
+    """Glorot-uniform initializers for the layers in order, each drawn from its own seed of `init_seed`."""
+    seeds = iter(range(100))
+    return lambda: keras.initializers.GlorotUniform(seed=layer_seed(init_seed, next(seeds)))
 
-    Kernels Glorot-uniform and biases zero, as the reference's Keras defaults; every draw comes from
+
+def keras_fc(in_shape: tuple[int, int, int], num_classes: int, init_seed: int) -> keras.Model:
+    """The FC of seedbench.models.fc_cnn in Keras: flatten -> Dense(128, relu) -> Dense(classes)."""
+    c, h, w = in_shape
+    glorot = _glorot(init_seed)
+    layers = [
+        keras.Input(shape=(h, w, c)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu", kernel_initializer=glorot()),
+        keras.layers.Dense(num_classes, kernel_initializer=glorot()),
+    ]
+    return keras.Sequential(layers, name="fc_tf")
+
+
+def keras_cnn(in_shape: tuple[int, int, int], num_classes: int, init_seed: int) -> keras.Model:
+    """The CNN of seedbench.models.fc_cnn in Keras: three valid 3x3 convs, two max-pools, Dense(64), Dense(classes)."""
+    c, h, w = in_shape
+    glorot = _glorot(init_seed)
+    layers = [
+        keras.Input(shape=(h, w, c)),
+        keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=glorot()),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=glorot()),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=glorot()),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu", kernel_initializer=glorot()),
+        keras.layers.Dense(num_classes, kernel_initializer=glorot()),
+    ]
+    return keras.Sequential(layers, name="cnn_tf")
+
+
+def build_keras_model(name: str, in_shape: tuple[int, int, int], num_classes: int, init_seed: int) -> keras.Model:
+    """The Keras counterpart of registered model `name`: its declared `tensorflow=` builder.
+
+    `in_shape` is torch's (C, H, W), the Keras input is (H, W, C). The built-in counterparts draw
+    Glorot-uniform kernels and zero biases, as the reference's Keras defaults, every draw from
     `init_seed`, so the same seed builds the same network.
     """
-    if name not in MODELS:
-        raise ValueError(f"the TensorFlow runner builds {', '.join(MODELS)}, not {name!r}")
-    c, h, w = in_shape
-    seeds = iter(range(10))
+    from seedbench.registry import get_model
 
-    def glorot() -> keras.initializers.Initializer:
-        return keras.initializers.GlorotUniform(seed=layer_seed(init_seed, next(seeds)))
+    return get_model(name).keras_builder()(tuple(in_shape), num_classes, init_seed)
 
-    layers: list[keras.layers.Layer] = [keras.Input(shape=(h, w, c))]
-    if name == "fc":
-        layers += [
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu", kernel_initializer=glorot()),
-        ]
-    else:
-        layers += [
-            keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=glorot()),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=glorot()),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=glorot()),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu", kernel_initializer=glorot()),
-        ]
-    layers.append(keras.layers.Dense(num_classes, kernel_initializer=glorot()))
-    return keras.Sequential(layers, name=f"{name}_tf")
+
+def cross_entropy(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Per-example cross-entropy: the built-in methods' training loss, and every TF run's validation loss."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+
+
+def correct_count(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """How many of the batch's labels the logits rank first (int64)."""
+    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int64), y), tf.int64))
 
 
 def count_parameters(model: keras.Model) -> int:
@@ -148,4 +172,15 @@ def to_nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(images, dtype=np.float32).transpose(0, 2, 3, 1))
 
 
-__all__ = ["MODELS", "build_keras_model", "count_parameters", "keras_weights_from_torch", "layer_seed", "tf", "to_nhwc"]
+__all__ = [
+    "build_keras_model",
+    "correct_count",
+    "count_parameters",
+    "cross_entropy",
+    "keras_cnn",
+    "keras_fc",
+    "keras_weights_from_torch",
+    "layer_seed",
+    "tf",
+    "to_nhwc",
+]

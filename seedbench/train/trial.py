@@ -210,23 +210,8 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
         from seedbench.train.tf_models import keras_weights_from_torch
         from seedbench.train.tf_runner import train_tensorflow
 
-        return train_tensorflow(
-            method.name,
-            {k: v for k, v in cfg.model_dump().items() if k not in TrialConfig.model_fields},
-            cfg.model,
-            data,
-            lr=cfg.lr,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            data_seed=seeds["data"],
-            augment_seed=seeds["augment"],
-            method_seed=seeds["method"],
-            init_seed=seeds["init"],
-            augment=cfg.augment,
-            divergence=divergence_rules(cfg),
-            metrics_path=epochs_path,
-            initial_weights=keras_weights_from_torch(model, data.in_shape),
-        )
+        weights = keras_weights_from_torch(model, data.in_shape)
+        return train_tensorflow(method, cfg, data, seeds, metrics_path=epochs_path, initial_weights=weights)
     model = model.to(device)
     from seedbench.train.checkpoint import CHECKPOINT_FILE, Checkpointing, peek_meta
 
