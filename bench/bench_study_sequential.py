@@ -1,6 +1,6 @@
 """Simulated sequential seed studies: type-I error under H0, power and seeds used under H1, vs a fixed design.
 
-Every study runs seedbench.analysis.sequential.run_until_decided on normal "accuracies" (SD 0.01),
+Every study runs seedbench.analysis.study.sequential.run_until_decided on normal "accuracies" (SD 0.01),
 looking after every `step` seeds up to `max_seeds` per arm, every pair of arms tested with Welch z
 and the group-sequential Holm procedure. H1: one arm's mean is higher by `d` SDs; d = 0.91 is the
 effect a fixed design with max_seeds = 20 per arm detects with 80% power (two-sided t-test, alpha
@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.power import TTestIndPower
 
-from seedbench.analysis.sequential import run_until_decided
+from seedbench.analysis.study.sequential import run_until_decided
 
 SD = 0.01
 

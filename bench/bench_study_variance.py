@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from seedbench.analysis.variance import (
+from seedbench.analysis.study.variance import (
     RESIDUAL,
     Design,
     compare_designs,

@@ -2,8 +2,10 @@
 
 Training writes the record, the engines read it to learn a cell's outcome, `seedbench status` counts
 it, and the store turns it into the `runs` view, whose typed columns are derived from `RunRecord`.
-All of them use this module, so the record has one definition. Torch-free: the driver and the store
-import it.
+All of them use this module, so the record has one definition and run.json one reader
+(`read_record_file`); turning records into the store's rows (flattening, column types, the
+non-finite spellings other tools write) is seedbench.store.rows. Torch-free: the driver and the
+store import it.
 """
 
 from __future__ import annotations
@@ -106,41 +108,52 @@ def write_record(directory: Path, record: RunRecord | dict[str, Any]) -> None:
     write_json_atomic(Path(directory) / RUN_FILE, data)
 
 
+def read_record_file(path: Path) -> dict[str, Any]:
+    """run.json at `path` as a dict, or CorruptRecord with the one-line reason it cannot be read.
+
+    The store names these reasons for every folder it skips; the engines only need to know that
+    the record is unusable (read_record_dict).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CorruptRecord(f"{RUN_FILE}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CorruptRecord(f"{RUN_FILE}: not UTF-8 text") from None
+    if not text.strip():
+        raise CorruptRecord(f"{RUN_FILE}: empty file")
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise CorruptRecord(f"{RUN_FILE}: bad JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise CorruptRecord(f"{RUN_FILE}: not a JSON object")
+    return record
+
+
 def read_record_dict(directory: str | Path) -> dict[str, Any]:
     """The raw record as a dict; {} when it is missing or unreadable (callers that must tell use read_record)."""
     try:
-        data = json.loads((Path(directory) / RUN_FILE).read_text())
-    except (OSError, ValueError):
+        return read_record_file(Path(directory) / RUN_FILE)
+    except CorruptRecord:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def read_record(directory: str | Path) -> RunRecord:
-    """The typed record; CorruptRecord (one line) when it is missing, truncated or malformed."""
-    path = Path(directory) / RUN_FILE
+    """The typed record; CorruptRecord (one line) when it is missing, truncated or malformed.
+
+    pydantic reads the non-finite metrics training writes as strings ("nan", "inf", "-inf") back
+    as floats.
+    """
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CorruptRecord(f"{path}: missing") from None
-    except (OSError, ValueError) as exc:
-        raise CorruptRecord(f"{path}: unreadable ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise CorruptRecord(f"{path}: not a JSON object")
+        data = read_record_file(Path(directory) / RUN_FILE)
+    except CorruptRecord as exc:
+        raise CorruptRecord(f"{directory}/{exc}") from None
     try:
-        return RunRecord.model_validate(_finite_strings(data))
+        return RunRecord.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise CorruptRecord(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-
-
-def _finite_strings(data: dict[str, Any]) -> dict[str, Any]:
-    """The strings "nan"/"inf" that training writes for non-finite metrics, back to floats."""
-    out = dict(data)
-    for key, field in RunRecord.model_fields.items():
-        value = out.get(key)
-        if isinstance(value, str) and field.annotation in (float | None,) and value.lower().lstrip("+-") in ("nan", "inf", "infinity"):
-            out[key] = float(value)
-    return out
+        raise CorruptRecord(f"{Path(directory) / RUN_FILE}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
 def is_complete(directory: str | Path) -> bool:

@@ -11,17 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from seedbench.analysis.aggregate import (
-    aggregate_scores,
-    critical_difference,
-    equivalence,
-    friedman_nemenyi,
-    iman_davenport,
-    nemenyi_q,
-    performance_profile,
-    probability_of_improvement,
-    tost,
-)
+from seedbench.analysis.stats.aggregate import aggregate_scores, performance_profile, probability_of_improvement
+from seedbench.analysis.stats.equivalence import equivalence, tost
+from seedbench.analysis.stats.ranks import critical_difference, friedman_nemenyi, iman_davenport, nemenyi_q
 from seedbench.errors import ConfigError
 from tests.study_store import run_command, write_study_store
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.power import TTestIndPower
 
-from seedbench.analysis.power import (
+from seedbench.analysis.study.power import (
     minimal_detectable_effect,
     pooled_sd,
     power_std_ratio_bf,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from seedbench.analysis.sequential import (
+from seedbench.analysis.study.sequential import (
     SequentialDesign,
     boundaries,
     crossed,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from seedbench.analysis.variance import (
+from seedbench.analysis.study.variance import (
     RESIDUAL,
     Design,
     compare_designs,

@@ -6,7 +6,9 @@
     store.compare(metric="test_acc", by="arm")        # every pair of arms, corrected p-values
     store.plot(kind="box", metric="test_acc", output="acc.png")
 
-The command line's report, compare and plot call exactly these methods.
+The command line's report, compare and plot call exactly these methods. This is the top of
+seedbench.analysis: it imports the presentation (tables, plots, html, report), which imports the
+statistics (stats/, study/); nothing in seedbench.analysis imports this module.
 """
 
 from __future__ import annotations
@@ -22,11 +24,6 @@ if TYPE_CHECKING:
 
 ARM = "arm"
 PLOT_KINDS = ("box", "violin", "strip", "ecdf", "curve", "profile", "cd")
-# the comparison statistics a reader looks at first (the terminal table, the HTML report); --all-columns shows the rest
-COMPARE_SHOWN = (
-    "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high", "mde", "welch_p_adj", "mwu_p_adj",
-    "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj", "wilcoxon_p_adj", "tost_p_adj", "equivalent",
-)  # fmt: skip
 
 
 def columns(value: str | Sequence[str] | None) -> list[str]:
@@ -90,7 +87,7 @@ def _flags_label(row: Any) -> str:
 
 
 def _correction(name: str) -> str:
-    from seedbench.analysis.stats import check_correction
+    from seedbench.analysis.stats.pvalues import check_correction
 
     try:
         return check_correction(name)
@@ -168,7 +165,7 @@ class Store:
         check_metric(runs, metric)  # a typo is answered before scipy is imported (~1 s)
         _correction(correction)
         from seedbench.analysis.report import summary_table
-        from seedbench.analysis.stats import variance_study
+        from seedbench.analysis.stats.spread import variance_study
         from seedbench.analysis.tables import table1, variance_table
 
         if study == "variance":
@@ -204,7 +201,8 @@ class Store:
         runs = self._runs(where)
         check_metric(runs, metric)  # a typo is answered before scipy is imported (~1 s)
         _correction(correction)
-        from seedbench.analysis.stats import compare
+        from seedbench.analysis.stats.pairwise import compare
+        from seedbench.analysis.study.power import minimal_detectable
 
         by_cols = columns(by)
         within_cols = columns(within) if within is not None else [c for c in ("model", "dataset") if c not in by_cols]
@@ -213,7 +211,7 @@ class Store:
         result = compare(frame, metric, arm, within=within_cols, pair_on=(pair_on or pair_key(frame)) if paired else None, correction=correction)
         result["mde"] = minimal_detectable(result)
         if equivalence is not None:
-            from seedbench.analysis.aggregate import equivalence as tost
+            from seedbench.analysis.stats.equivalence import equivalence as tost
 
             if not equivalence > 0:
                 raise ConfigError(f"--equivalence {equivalence}: the margin must be a positive number in metric units")
@@ -289,23 +287,3 @@ class Store:
         out = Path(path)
         out.write_text(text, encoding="utf-8")
         return out
-
-
-def minimal_detectable(result: pd.DataFrame) -> list[float]:
-    """Minimal detectable |difference| per row at its n and pooled SD (two-sided t-test, alpha 0.05, power 0.8).
-
-    Shown so that a non-significant difference reads as "smaller than about mde, or not detectable
-    with these seeds" rather than "no difference".
-    """
-    import math
-
-    from seedbench.analysis.power import minimal_detectable_effect
-
-    out = []
-    for n_a, n_b, s_a, s_b in zip(result["n_a"], result["n_b"], result["std_a"], result["std_b"], strict=True):
-        if n_a < 2 or n_b < 2 or math.isnan(s_a) or math.isnan(s_b):
-            out.append(math.nan)
-            continue
-        sd = math.sqrt(((n_a - 1) * s_a**2 + (n_b - 1) * s_b**2) / (n_a + n_b - 2))
-        out.append(minimal_detectable_effect(int(n_a), int(n_b), sd))
-    return out

@@ -270,14 +270,12 @@ def _table1(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: An
 
 
 def _comparisons(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], correction: str, n_resamples: int) -> str:
-    from seedbench.analysis.power import minimal_detectable_effect
-    from seedbench.analysis.stats import compare
+    from seedbench.analysis.stats.pairwise import compare
+    from seedbench.analysis.study.power import minimal_detectable
+    from seedbench.analysis.tables import COMPARE_SHOWN
 
     result = compare(runs, metric, by, within=tasks, correction=correction, n_resamples=n_resamples)
-    pooled = np.sqrt(((result["n_a"] - 1) * result["std_a"] ** 2 + (result["n_b"] - 1) * result["std_b"] ** 2) / (result["n_a"] + result["n_b"] - 2))
-    result["mde"] = [minimal_detectable_effect(int(a), int(b), s) for a, b, s in zip(result["n_a"], result["n_b"], pooled)]
-    from seedbench.analysis.api import COMPARE_SHOWN
-
+    result["mde"] = minimal_detectable(result)
     cols = [*tasks, *(c for c in COMPARE_SHOWN if c not in ("wilcoxon_p_adj", "tost_p_adj", "equivalent"))]
     caption = (
         f"every pair of arms per task; differences A - B with the Welch 95% interval; *_p_adj corrected with {correction} "
@@ -288,8 +286,8 @@ def _comparisons(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], cor
 
 
 def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: Any, correction: str) -> str:
-    from seedbench.analysis.stats import variance_study
-    from seedbench.analysis.variance import decompose
+    from seedbench.analysis.stats.spread import variance_study
+    from seedbench.analysis.study.variance import decompose
 
     study = variance_study(runs, metric, by, tasks, baseline=base, correction=correction)
     parts = [
@@ -328,8 +326,9 @@ def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: 
 
 
 def _across_tasks(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], tmp: Path) -> str:
-    from seedbench.analysis.aggregate import aggregate_scores, friedman_nemenyi, probability_of_improvement
     from seedbench.analysis.plots import plot_cd, plot_profile
+    from seedbench.analysis.stats.aggregate import aggregate_scores, probability_of_improvement
+    from seedbench.analysis.stats.ranks import friedman_nemenyi
 
     parts = [
         table_html(

@@ -20,7 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
-from seedbench.analysis.stats import CONFIDENCE, StatusSplit, arm_order, iter_groups, select_arm, split_by_status
+from seedbench.analysis.stats.intervals import CONFIDENCE
+from seedbench.analysis.stats.runs import StatusSplit, arm_order, iter_groups, require_columns, select_arm, split_by_status
 
 KINDS = ("box", "violin", "strip", "ecdf")
 EXTENSIONS = {".png": "png", ".svg": "svg"}
@@ -33,12 +34,6 @@ def output_format(out_path: str | Path) -> str:
     if suffix not in EXTENSIONS:
         raise ValueError(f"unsupported plot file extension {suffix!r} for {out_path}; use one of {', '.join(EXTENSIONS)}")
     return EXTENSIONS[suffix]
-
-
-def _check_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise KeyError(f"column(s) {missing} not in the table (columns: {list(df.columns)})")
 
 
 def _facets(n: int, title: str) -> tuple[Figure, list[Axes]]:
@@ -147,7 +142,7 @@ def plot_distribution(
         raise ValueError(f"unknown plot kind {kind!r}; choose one of {', '.join(KINDS)}")
     output_format(out_path)
     within = [within] if isinstance(within, str) else list(within)
-    _check_columns(df, [metric, by, *within])
+    require_columns(df, [metric, by, *within])
     arms = arm_order(df, by, order)
     groups = list(iter_groups(df, within))
     fig, axes = _facets(len(groups), title or f"{metric} across seeds by {by} ({kind})")
@@ -199,7 +194,7 @@ def plot_curves(
     """
     output_format(out_path)
     within = [within] if isinstance(within, str) else list(within)
-    _check_columns(epochs_df, [metric, by, epoch_col, *within])
+    require_columns(epochs_df, [metric, by, epoch_col, *within])
     arms = arm_order(epochs_df, by, order)
     groups = list(iter_groups(epochs_df, within))
     pct = f"{confidence:.0%}"
@@ -241,7 +236,7 @@ def plot_profile(
     A curve that lies above another everywhere dominates it on every threshold, which one mean
     cannot show.
     """
-    from seedbench.analysis.aggregate import performance_profile
+    from seedbench.analysis.stats.aggregate import performance_profile
 
     output_format(out_path)
     profile = performance_profile(df, metric, by, tasks, status_col=status_col)
@@ -274,7 +269,7 @@ def plot_cd(
     Needs >= 3 arms ranked over >= 3 tasks that every arm ran (friedman_nemenyi raises a
     one-line ConfigError otherwise). The Friedman p-value and the CD are printed on the plot.
     """
-    from seedbench.analysis.aggregate import friedman_nemenyi
+    from seedbench.analysis.stats.ranks import friedman_nemenyi
 
     output_format(out_path)
     test = friedman_nemenyi(df, metric, by, tasks, alpha=alpha, status_col=status_col)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from seedbench.analysis.stats.runs import DIVERGED, FAILED, FINISHED, finished
+
 GROUP = ["method", "model", "dataset"]
 
 
@@ -13,13 +15,13 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*GROUP, "n", "diverged", "failed", "unfinished", "val_acc", "test_acc"])
     rows = []
     for key, group in runs.groupby(GROUP, sort=True, dropna=False):
-        done = group[group["status"] == "finished"]
+        done = finished(group)
         row = dict(zip(GROUP, key))
         row["n"] = len(done)
-        row["diverged"] = int((group["status"] == "diverged").sum())
-        row["failed"] = int((group["status"] == "failed").sum())
+        row["diverged"] = int((group["status"] == DIVERGED).sum())
+        row["failed"] = int((group["status"] == FAILED).sum())
         # running or interrupted: counted, so an incomplete group never looks complete
-        row["unfinished"] = int((~group["status"].isin(["finished", "diverged", "failed"])).sum())
+        row["unfinished"] = int((~group["status"].isin([FINISHED, DIVERGED, FAILED])).sum())
         for metric in ("val_acc", "test_acc"):
             values = pd.to_numeric(done.get(metric), errors="coerce").dropna() * 100 if len(done) else pd.Series(dtype=float)
             row[metric] = _mean_std(values)

@@ -31,6 +31,11 @@ DATASET_LABELS = {
 }
 ROW_INDEX_NAME = "task"
 EMPTY = "-"
+# the comparison statistics a reader looks at first (the terminal table, the HTML report); --all-columns shows the rest
+COMPARE_SHOWN = (
+    "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high", "mde", "welch_p_adj", "mwu_p_adj",
+    "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj", "wilcoxon_p_adj", "tost_p_adj", "equivalent",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,7 +148,7 @@ def _row_cells(
     digits: tuple[int, int],
     status_col: str,
 ) -> dict[Any, str]:
-    from seedbench.analysis.stats import select_arm, split_by_status  # scipy: ~1 s to import, needed only here
+    from seedbench.analysis.stats.runs import select_arm, split_by_status  # the stats package imports scipy (~1 s), needed only here
 
     splits = {m: split_by_status(select_arm(group, cols, m), metric, status_col) for m in methods}
     means = {m: float(np.mean(s.values)) * scale if len(s.values) else math.nan for m, s in splits.items()}

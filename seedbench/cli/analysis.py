@@ -114,7 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from seedbench.analysis.api import columns
 
         within = columns(args.within) if args.within is not None else [c for c in ("model", "dataset") if c not in columns(args.by)]
-        from seedbench.analysis.api import COMPARE_SHOWN
+        from seedbench.analysis.tables import COMPARE_SHOWN
 
         keep = [*within, *COMPARE_SHOWN]
         result = result[[c for c in keep if c in result.columns]]

@@ -122,7 +122,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
 
     if args.until_decided:
-        from seedbench.sweep.sequential import run_until_decided
+        from seedbench.sweep.until_decided import run_until_decided
 
         def round_of(grid):
             summary = run(grid)

@@ -57,7 +57,7 @@ def _default_within(runs: pd.DataFrame, by: list[str]) -> list[str]:
 
 
 def cmd_decompose(args: argparse.Namespace) -> int:
-    from seedbench.analysis.variance import decompose
+    from seedbench.analysis.study.variance import decompose
 
     runs = _runs(args)
     check_metric(runs, args.metric)
@@ -111,8 +111,8 @@ def cmd_decompose(args: argparse.Namespace) -> int:
 
 
 def cmd_power(args: argparse.Namespace) -> int:
-    from seedbench.analysis.power import power_table
-    from seedbench.analysis.variance import numeric_metric
+    from seedbench.analysis.study.power import power_table
+    from seedbench.analysis.study.variance import numeric_metric
 
     runs = _runs(args)
     check_metric(runs, args.metric)

@@ -6,9 +6,9 @@
 The run folders (run.json, epochs.jsonl) stay the source of truth; see docs/store.md.
 """
 
+from seedbench.record import EPOCHS_FILE, RUN_FILE
 from seedbench.store.api import Skipped, Store, StoreWarning, default_cache_dir, open_store_db
 from seedbench.store.cache import CACHE_DIRNAME, RefreshStats
-from seedbench.store.records import EPOCHS_FILE, RUN_FILE
 from seedbench.store.schema import EPOCH_COLUMNS, run_columns
 from seedbench.store.sql import where_sql
 

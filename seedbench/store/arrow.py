@@ -12,14 +12,14 @@ from typing import Any
 import pyarrow as pa
 
 from seedbench.record import EPOCHS_FILE
-from seedbench.store.records import _NONFINITE, COERCE, CorruptRun, plain
+from seedbench.store.rows import COERCE, NONFINITE, CorruptRun, plain
 from seedbench.store.schema import EPOCH_COLUMNS
 
 ARROW = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_()}
 
 
 def _is_nonfinite(value: Any) -> bool:
-    return isinstance(value, str) and value.strip().lower() in _NONFINITE
+    return isinstance(value, str) and value.strip().lower() in NONFINITE
 
 
 def infer_array(values: list[Any]) -> pa.Array:
@@ -37,7 +37,7 @@ def infer_array(values: list[Any]) -> pa.Array:
         return pa.array(values, pa.int64())
     numbers = {int, float}
     if kinds <= numbers | {str} and kinds & numbers and all(_is_nonfinite(v) for v in values if isinstance(v, str)):
-        return pa.array([_NONFINITE[v.strip().lower()] if isinstance(v, str) else v for v in values], pa.float64())
+        return pa.array([NONFINITE[v.strip().lower()] if isinstance(v, str) else v for v in values], pa.float64())
     if kinds <= numbers:
         return pa.array([None if v is None else float(v) for v in values], pa.float64())
     return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values], pa.string())

@@ -25,15 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seedbench.errors import StoreError
-from seedbench.store.records import (
-    EPOCHS_FILE,
-    RUN_FILE,
-    CorruptRun,
-    coerce_row,
-    flatten_record,
-    load_run_record,
-    parse_epochs,
-)
+from seedbench.record import EPOCHS_FILE, RUN_FILE
+from seedbench.store.rows import CorruptRun, coerce_row, flatten_record, load_run_record, parse_epochs
 from seedbench.store.scan import scan
 from seedbench.store.schema import STRICT_RUN_COLUMNS, run_types
 

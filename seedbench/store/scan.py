@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seedbench.store.records import EPOCHS_FILE, RUN_FILE
+from seedbench.record import EPOCHS_FILE, RUN_FILE
 
 Signature = list[int]  # [mtime_ns, size, inode]: a list, as it round-trips through the JSON manifest
 

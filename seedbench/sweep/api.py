@@ -130,7 +130,7 @@ class Sweep:
     ):
         """Add seeds in rounds until a group-sequential test decides every pair of arms; returns the SequentialResult."""
         from seedbench.sweep.run import run_sweep
-        from seedbench.sweep.sequential import run_until_decided
+        from seedbench.sweep.until_decided import run_until_decided
 
         return run_until_decided(
             self.spec,

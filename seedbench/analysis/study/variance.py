@@ -47,12 +47,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seedbench.analysis.stats.intervals import CONFIDENCE, SEED
+from seedbench.analysis.stats.runs import FINISHED, NAN
 from seedbench.errors import ConfigError
 
-CONFIDENCE = 0.95
 N_DRAWS = 20_000
-SEED = 0
-FINISHED = "finished"
 RESIDUAL = "residual"
 # the factor -> column of the override seed; a run without an override takes its stream from `seed`
 FACTOR_COLUMNS: dict[str, str] = {"init": "init_seed", "data": "data_seed", "augment": "augment_seed"}
@@ -66,7 +65,6 @@ COMPARISON_COLUMNS = [
     "baseline", "component", "var", "var_baseline", "var_diff", "var_diff_ci_low", "var_diff_ci_high",
     "std", "std_baseline", "std_ratio", "std_ratio_ci_low", "std_ratio_ci_high", "n_draws", "ci_method",
 ]  # fmt: skip
-NAN = float("nan")
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,10 +46,11 @@ import pandas as pd
 from scipy import optimize, special, stats
 from statsmodels.stats.multitest import multipletests
 
+from seedbench.analysis.stats.runs import finished
+
 SPENDING = ("obf", "pocock")
 GRID_POINTS = 201  # Simpson points per look: boundaries for K <= 20 looks agree with 1,601 points to 1e-5
 Z_CAP = 40.0  # |z| of a p-value that underflowed to 0
-FINISHED = "finished"
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,10 +388,6 @@ class SequentialResult:
         return "\n".join(lines) + "\n"
 
 
-def _finished(df: pd.DataFrame, status_col: str) -> pd.DataFrame:
-    return df if status_col not in df.columns else df[df[status_col].astype(object) == FINISHED]
-
-
 def run_until_decided(
     run_round: Callable[[list[int]], pd.DataFrame],
     arms: Sequence[Any],
@@ -543,7 +540,7 @@ def repeated_ci(a: np.ndarray, b: np.ndarray, fractions: Sequence[float], alpha:
 
 def _arm_values(runs: pd.DataFrame, by: str, arms: Sequence[Any], metric: str, status_col: str) -> dict[Any, np.ndarray]:
     """Finite metric values of each arm's finished runs."""
-    part = _finished(runs, status_col)
+    part = finished(runs, status_col)
     x = pd.to_numeric(part[metric], errors="coerce").to_numpy(dtype=float)
     labels = part[by].to_numpy(dtype=object)
     ok = np.isfinite(x)

@@ -12,7 +12,7 @@ This module turns a pilot's across-seed spread into seeds per arm:
   and the Brown-Forsythe test (what ``compare`` reports as ``bf_p``) by simulation on normal
   data, where it needs more seeds than the F-test because it does not assume normality.
 * ``minimal_detectable_effect``: the smallest difference detectable with given n and SD, which
-  ``compare`` prints next to every non-significant difference.
+  ``compare`` prints next to every comparison (``minimal_detectable``, one per row).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.power import TTestIndPower
 
+from seedbench.analysis.stats.runs import NAN, finished
 from seedbench.errors import ConfigError
 
 ALPHA = 0.05
@@ -33,7 +34,6 @@ POWER = 0.8
 SD_UPPER_CONFIDENCE = 0.8  # Browne (1995): plan with the 80% upper confidence limit of the pilot SD
 MAX_SEEDS = 100_000
 N_SIMS = 4000
-NAN = float("nan")
 
 
 def pooled_sd(groups: Sequence[np.ndarray]) -> tuple[float, int]:
@@ -75,6 +75,22 @@ def minimal_detectable_effect(n_a: int, n_b: int, sd: float, alpha: float = ALPH
         return NAN
     d = TTestIndPower().solve_power(effect_size=None, nobs1=n_a, ratio=n_b / n_a, alpha=alpha, power=power, alternative="two-sided")
     return float(np.squeeze(d)) * sd
+
+
+def minimal_detectable(comparisons: pd.DataFrame) -> list[float]:
+    """Minimal detectable |difference| per row of a compare() table, at its n and pooled SD.
+
+    Shown next to every comparison so that a non-significant difference reads as "smaller than
+    about mde, or not detectable with these seeds" rather than "no difference".
+    """
+    out = []
+    for n_a, n_b, s_a, s_b in zip(comparisons["n_a"], comparisons["n_b"], comparisons["std_a"], comparisons["std_b"], strict=True):
+        if n_a < 2 or n_b < 2 or math.isnan(s_a) or math.isnan(s_b):
+            out.append(NAN)
+            continue
+        sd = math.sqrt(((n_a - 1) * s_a**2 + (n_b - 1) * s_b**2) / (n_a + n_b - 2))
+        out.append(minimal_detectable_effect(int(n_a), int(n_b), sd))
+    return out
 
 
 def power_std_ratio_f(n: int, ratio: float, alpha: float = ALPHA) -> float:
@@ -135,8 +151,7 @@ def seeds_for_std_ratio(ratio: float, alpha: float = ALPHA, power: float = POWER
 
 
 def _finished_values(part: pd.DataFrame, metric: str, status_col: str) -> np.ndarray:
-    if status_col in part.columns:
-        part = part[part[status_col].astype(object) == "finished"]
+    part = finished(part, status_col)
     x = pd.to_numeric(part[metric], errors="coerce").to_numpy(dtype=float)
     return x[np.isfinite(x)]
 

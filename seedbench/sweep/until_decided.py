@@ -1,9 +1,10 @@
-"""`seedbench sweep --until-decided`: seeds in rounds, stopping as soon as every comparison is decided.
+"""`seedbench sweep --until-decided`: the sweep side of a sequential study, running seeds in rounds.
 
 Each round runs the grid on the next seeds (finished cells are reused, so a sweep stopped half-way
-resumes where it was), reads the records of the grid's own cells, and hands them to the
-group-sequential test of seedbench.analysis.sequential (Lan-DeMets alpha spending, Holm across the
-pairs of arms). docs/statistics.md explains the design and its validation.
+resumes where it was) and reads the records of the grid's own cells; when to stop is decided by the
+group-sequential test of seedbench.analysis.study.sequential (Lan-DeMets alpha spending, Holm across
+the pairs of arms), which this module only feeds. docs/statistics.md explains the design and its
+validation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def _runs_of(summary: Any) -> Any:
     import pandas as pd
 
     from seedbench.record import read_record_dict
-    from seedbench.store.records import flatten_record
+    from seedbench.store.rows import flatten_record
 
     rows = []
     for folder in summary.folders.values():
@@ -45,7 +46,7 @@ def run_until_decided(
     run: Callable[[SweepSpec], Any],
 ) -> Any:
     """Run `spec` on growing seed sets until the sequential test decides every pair of arms (`by`)."""
-    from seedbench.analysis.sequential import run_until_decided as sequential
+    from seedbench.analysis.study.sequential import run_until_decided as sequential
 
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha {alpha}: give a level between 0 and 1, e.g. 0.05")

@@ -1,8 +1,9 @@
 """Turn one run folder's files into flat rows: one for the `runs` view, one per epoch for `epochs`.
 
-The files are the contract between training (seedbench.train.trial / seedbench.train.loop) and everything that
-aggregates: anything surprising in them is reported as a `CorruptRun` with a one-line reason, so a
-single bad folder costs one skipped run instead of a failed query.
+seedbench.record owns the run record (its file names, statuses, type, writer and reader); this
+module owns what the store makes of it: the row a record becomes, the declared column types, and
+the parsing of epochs.jsonl. Anything surprising in the files is reported as a `CorruptRun` with a
+one-line reason, so a single bad folder costs one skipped run instead of a failed query.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-# The run folder's file names, its statuses and the record's top-level keys: one definition, in
-# seedbench.record (torch-free, so reading a store never imports torch).
-from seedbench.record import EPOCHS_FILE, RUN_FILE, STATUSES, TOP_LEVEL_KEYS  # noqa: E402,F401
+from seedbench.record import EPOCHS_FILE, RUN_FILE, STATUSES, TOP_LEVEL_KEYS, CorruptRecord, read_record_file
 
 # NaN/inf are not JSON: training writes str(float) ("nan", "inf", "-inf"); other tools write these.
-_NONFINITE = {
+NONFINITE = {
     "nan": math.nan,
     "-nan": math.nan,
     "inf": math.inf,
@@ -43,8 +42,8 @@ def as_float(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        if value.strip().lower() in _NONFINITE:
-            return _NONFINITE[value.strip().lower()]
+        if value.strip().lower() in NONFINITE:
+            return NONFINITE[value.strip().lower()]
         return float(value)  # "0.5" from a hand-edited record; raises ValueError otherwise
     raise ValueError(f"{value!r} is not a number")
 
@@ -120,19 +119,9 @@ def coerce_row(row: dict[str, Any], types: dict[str, str], where: str, strict: C
 def load_run_record(path: Path) -> dict[str, Any]:
     """Parse run.json and check the keys every reader relies on."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CorruptRun(f"{RUN_FILE}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CorruptRun(f"{RUN_FILE}: not UTF-8 text") from None
-    if not text.strip():
-        raise CorruptRun(f"{RUN_FILE}: empty file")
-    try:
-        record = json.loads(text)
-    except ValueError as exc:
-        raise CorruptRun(f"{RUN_FILE}: bad JSON: {exc}") from None
-    if not isinstance(record, dict):
-        raise CorruptRun(f"{RUN_FILE}: not a JSON object")
+        record = read_record_file(path)
+    except CorruptRecord as exc:
+        raise CorruptRun(str(exc)) from None
     if not isinstance(record.get("status"), str):
         raise CorruptRun(f"{RUN_FILE}: missing key 'status'")
     if record["status"] not in STATUSES:
