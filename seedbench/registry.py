@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seedbench.errors import ConfigError
+from seedbench.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     from seedbench.methods.base import Method
@@ -97,33 +98,46 @@ def aliases() -> dict[str, tuple[str, dict[str, Any]]]:
 # -- models -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model: `build(in_shape, num_classes) -> nn.Module`, and the init it gets when none is asked for.
-
-    build may be a callable or a "module:attribute" string, so the driver can check a model name
-    without importing torch. default_init names what the builder itself applies ("default": torch's
-    own layer init), so the record can say which initializer really ran.
-    """
-
-    name: str
-    build: Callable[..., Any] | str
-    default_init: str = "default"
-    packable: bool = False
-    description: str = ""
-
-    def builder(self) -> Callable[..., Any]:
-        return self.build if callable(self.build) else _import_ref(self.build)
-
-
 def register_model(
-    name: str, build: Callable[..., Any] | str, default_init: str = "default", packable: bool = False, description: str = ""
+    name: str | ModelSpec,
+    build: Callable[..., Any] | str | None = None,
+    default_init: str = "default",
+    packable: bool = False,
+    description: str = "",
+    *,
+    channels: int | None = None,
+    min_side: int | None = None,
+    classes: int | None = None,
+    tensorflow: str | None = None,
+    replace: bool = False,
 ) -> ModelSpec:
-    """Register `build(in_shape: (C, H, W), num_classes) -> torch.nn.Module` under `name`."""
+    """Register `build(in_shape: (C, H, W), num_classes) -> torch.nn.Module` under `name`, with its facts.
+
+    Takes a ModelSpec, or its fields (seedbench/models/spec.py says what each declares). Registering
+    another model under a taken name is refused unless `replace=True`, so a plugin cannot silently
+    swap a built-in model for a different one.
+    """
     _builtins()
-    spec = ModelSpec(name, build, default_init, packable, description)
-    _MODELS[name] = spec
+    if isinstance(name, ModelSpec):
+        spec = name
+    else:
+        if build is None:
+            raise ConfigError(f"model {name!r}: register_model needs a build function (or 'module:attr'); fix the plugin")
+        spec = ModelSpec(name, build, default_init, packable, description, channels, min_side, classes, tensorflow)
+    old = _MODELS.get(spec.name)
+    if old is not None and not replace and _identity(old) != _identity(spec):
+        raise ConfigError(f"model {spec.name!r} is registered twice; rename one or pass replace=True")
+    _MODELS[spec.name] = spec
     return spec
+
+
+def _identity(spec: Any) -> tuple:
+    """A spec's fields with callables by qualified name: a plugin imported twice registers the same spec."""
+
+    def key(value: Any) -> Any:
+        return (getattr(value, "__module__", None), getattr(value, "__qualname__", repr(value))) if callable(value) else value
+
+    return tuple(key(getattr(spec, f)) for f in spec.__dataclass_fields__)
 
 
 def get_model(name: str) -> ModelSpec:
@@ -281,13 +295,14 @@ def _builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from seedbench.methods.builtin import ALIASES, INITIALIZERS, METHODS, MODELS
+    from seedbench.methods.builtin import ALIASES, INITIALIZERS, METHODS
+    from seedbench.models.builtin import MODELS
 
     for method in METHODS:
         register_method(method)
     for name, (target, patch) in ALIASES.items():
         register_alias(name, target, patch)
     for model in MODELS:
-        register_model(**model)
+        register_model(model)
     for name, ref in INITIALIZERS.items():
         register_initializer(name, ref)

@@ -179,6 +179,21 @@ register_dataset(DatasetSpec(name="plain", classes=3, shape=(1, 28, 28), load=lo
                              val_size=8, augmentation=None, how_to_get="written by the test"))
 """
 
+# A table of 13 features, each sample a 1x1x13 "image": no convolution fits it (the cnn needs 18x18).
+TABULAR_DATASET = """
+from pathlib import Path
+import numpy as np
+from seedbench.data import DatasetSpec, RawSplits, register_dataset
+
+def load(location):
+    x = np.random.default_rng(0).integers(0, 256, (64, 1, 1, 13)).astype(np.uint8)
+    y = np.arange(64) % 3
+    return RawSplits(x, y, x[:16], y[:16], {})
+
+register_dataset(DatasetSpec(name="tabular", classes=3, shape=(1, 1, 13), load=load, locate=lambda data_dir: Path(__file__),
+                             val_size=16, how_to_get="written by the test"))
+"""
+
 # A valid method whose optimizer, on request ($SB_PROBE), raises or holds still: the exit-1 and Ctrl-C cases.
 PROBE_METHOD = """
 import os, time
@@ -473,6 +488,18 @@ case(
     "plain",
     "augment",
 )
+case(
+    "plugin-model-does-not-fit-dataset",
+    lambda c: c.sweep("--plugin", c.plugin(TABULAR_DATASET), "--dataset", "tabular", "--model", "cnn"),
+    "model cnn does not fit dataset tabular (input 1x1x13)",
+    "image_size=18",
+)
+case(
+    "dry-run-model-does-not-fit-dataset",
+    lambda c: c.sweep("--dry-run", "--plugin", c.plugin(TABULAR_DATASET), "--dataset", "tabular", "--model", "cnn"),
+    "model cnn does not fit dataset tabular",
+)
+case("flag-image-size-too-small-for-cnn", lambda c: c.sweep("--model", "cnn", "--set", "image_size=8"), "input 1x8x8", "image_size=18")
 
 # data files, written in the real formats
 case("data-missing-dataset", _empty_data_dir, "mnist", "not found")

@@ -214,6 +214,7 @@ BUILTINS: list[DatasetSpec] = [
         augmentation="mnist",
         how_to_get="put train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz) "
         f"and t10k-labels-idx1-ubyte(.gz) in DIR/mnist {_DATA_DIR_HINT}",
+        description="MNIST handwritten digits, 28x28 grayscale",
     ),
     DatasetSpec(
         name="fmnist",
@@ -224,6 +225,7 @@ BUILTINS: list[DatasetSpec] = [
         val_size=10_000,
         augmentation="mnist",
         how_to_get=f"run `apt-get install dataset-fashion-mnist` (Debian), or put the four Fashion-MNIST IDX files in DIR/fmnist {_DATA_DIR_HINT}",
+        description="Fashion-MNIST clothing images, 28x28 grayscale",
     ),
     DatasetSpec(
         name="cifar10",
@@ -234,5 +236,6 @@ BUILTINS: list[DatasetSpec] = [
         val_size=10_000,
         augmentation="cifar10",
         how_to_get=f"extract cifar-10-python.tar.gz (data_batch_1..5, test_batch) into DIR/cifar10 {_DATA_DIR_HINT}",
+        description="CIFAR-10 colour images, 32x32 RGB",
     ),
 ]

@@ -44,7 +44,9 @@ class DatasetSpec:
 
     name: what configs and sweeps call it.
     classes: K; labels must lie in 0..K-1, and models get K outputs (even if a split lacks a class).
-    shape: (C, H, W) of one stored image; files with another shape are refused at plan time.
+    shape: (C, H, W) of one stored sample (a table of 13 features is (1, 1, 13)); files with another
+        shape are refused at plan time, and every model of a grid is checked against it
+        (`input_shape`) before anything runs.
     load: `load(location) -> RawSplits`, given what `locate` returned (numpy only, no torch).
     locate: `locate(data_dir) -> Path | None`: the folder or file holding the dataset, searched under
         data_dir (--data-dir) and $SEEDBENCH_DATA (see `data_dirs`); None when it is not installed.
@@ -91,6 +93,18 @@ class DatasetSpec:
             )
         if not isinstance(self.how_to_get, str) or "\n" in self.how_to_get:
             raise ConfigError(f"{where}: how_to_get must be one line of text; fix its DatasetSpec")
+
+    def input_shape(self, image_size: int | None = None, grayscale: bool = False) -> tuple[int, int, int]:
+        """(C, H, W) of what a model is fed from this dataset: its declared shape after a cell's
+        `image_size` (a square resize) and `grayscale` (3 channels to 1), exactly as
+        seedbench.data.transforms converts the images. Known without opening a file, so the driver can
+        check a model against it before anything is loaded."""
+        c, h, w = self.shape
+        if grayscale and c == 3:
+            c = 1
+        if image_size is not None:
+            h = w = int(image_size)
+        return c, h, w
 
     @property
     def augmentation_name(self) -> str | None:

@@ -1,7 +1,8 @@
-"""The built-in methods, aliases, models and initializers, declared as a plugin declares its own.
+"""The built-in methods, aliases and initializers, declared as a plugin declares its own.
 
-seedbench.registry registers them on first use. Models and initializers are named by "module:attr",
-so the driver can check names without importing torch.
+seedbench.registry registers them on first use (the built-in models are declared in
+seedbench/models/builtin.py). Initializers are named by "module:attr", so the driver can check names
+without importing torch.
 """
 
 from seedbench.methods.base import Method
@@ -17,29 +18,6 @@ ALIASES: dict[str, tuple[str, dict]] = {
     "pa_rewiring": ("sgd", {"init": "orthogonal", "rewire": True}),
     "stabilized_strength": ("sgd", {"init": "orthogonal", "stabilize": True}),
 }
-
-# The random-bases networks apply Keras's defaults themselves (Glorot-uniform kernels, zero biases);
-# the zoo keeps PyTorch's own layer initialization unless a cell asks for another.
-MODELS: list[dict] = [
-    {
-        "name": "fc",
-        "build": "seedbench.models.fc_cnn:FC",
-        "default_init": "xavier_uniform",
-        "packable": True,
-        "description": "784-128-10 MLP of the random-bases study",
-    },
-    {
-        "name": "cnn",
-        "build": "seedbench.models.fc_cnn:CNN",
-        "default_init": "xavier_uniform",
-        "packable": True,
-        "description": "3-conv CNN of the random-bases study",
-    },
-    *(
-        {"name": name, "build": f"seedbench.models.zoo:ZOO.{name}", "default_init": "default"}
-        for name in ("base", "alexnet", "resnet50", "vgg19", "googlenet", "squeezenet", "nvidia", "convmixer", "resnet18")
-    ),
-]
 
 INITIALIZERS: dict[str, str] = {
     name: f"seedbench.init.baselines:{name}_"

@@ -18,6 +18,7 @@ from seedbench.config import Placement, TrialConfig, split_placement
 from seedbench.errors import ConfigError, SeedbenchError
 from seedbench.methods.base import Method
 from seedbench.record import CACHED_MARKER, is_complete, read_record_dict
+from seedbench.sweep.fit import check_fit
 from seedbench.sweep.grid import Cell, finite
 
 CELL_MODULE = "components.cell"
@@ -154,6 +155,7 @@ def resolve_grid(cells: list[Cell], placement: dict[str, Any] | None = None) -> 
             raise ConfigError(f"{cell.label}: {_first_error(exc)}") from None
         resolved.append(ResolvedCell(cell, first.method, cfg, first.placement))
     check_datasets(resolved)
+    check_fit(resolved)  # every model x dataset group fits, or one line (seedbench/sweep/fit.py)
     return resolved
 
 
