@@ -161,3 +161,66 @@ def test_killing_a_sweep_at_epoch_7_of_10_resumes_there(tmp_path: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# ---- packs ------------------------------------------------------------------------------------------------
+
+
+def _pack(method_name: str, digits, folder: Path, epochs: int, stop_at: int | None = None, **config) -> tuple[list[dict], list[list[dict]]]:
+    """Two members of `method_name` trained as a pack, each checkpointing into its own folder."""
+    from seedbench.train.packed import PackMember, PackSettings, train_packed
+
+    method = get_method(method_name)
+    members = []
+    for k in range(2):
+        cfg = method.resolve({"model": "fc", "dataset": "digits", "epochs": epochs, "seed": k, **config})
+        model, _ = build_initialised_model(cfg, digits.in_shape, digits.num_classes, init_seed=10 + k, method=method)
+        own = folder / f"member{k}"
+        own.mkdir(parents=True, exist_ok=True)
+
+        def on_epoch(row: dict, k: int = k) -> None:
+            if stop_at is not None and k == 1 and row["epoch"] == stop_at:
+                raise Interrupted
+
+        members.append(
+            PackMember(
+                model=model,
+                optimizer=method.optimizer(model.parameters(), cfg.lr, cfg, 20 + k),
+                data_seed=30 + k,
+                augment_seed=40 + k,
+                metrics_path=own / "epochs.jsonl",
+                divergence=DivergenceRules(mode="none"),
+                on_epoch=on_epoch,
+                checkpoint=Checkpointing(own / CHECKPOINT_FILE, every=1),
+            )
+        )
+    settings = PackSettings(epochs=epochs, batch_size=32, augment=True, packed_step=method.packed_step)
+    results = train_packed(members, digits, settings)
+    rows = [[json.loads(line) for line in (folder / f"member{k}" / "epochs.jsonl").read_text().splitlines()] for k in range(2)]
+    return results, rows
+
+
+@pytest.mark.parametrize("method, config", [("sgd", {"momentum": 0.9}), ("rbd", {"dims": 20, "lr": 0.5})])
+def test_a_resumed_pack_equals_the_uninterrupted_pack(method, config, digits, tmp_path: Path) -> None:
+    whole, whole_rows = _pack(method, digits, tmp_path / "whole", 4, **config)
+    with pytest.raises(Interrupted):
+        _pack(method, digits, tmp_path / "cut", 4, stop_at=3, **config)
+    resumed, rows = _pack(method, digits, tmp_path / "cut", 4, **config)
+    assert [r["resumed_from_epoch"] for r in resumed] == [2, 2]
+    for a, b in zip(resumed, whole, strict=True):
+        _same(a, b)
+    for member_rows, member_whole in zip(rows, whole_rows, strict=True):
+        assert len(member_rows) == 4
+        for a, b in zip(member_rows, member_whole, strict=True):
+            _same(a, b)
+
+
+def test_members_stopped_at_different_epochs_resume_solo(digits, tmp_path: Path) -> None:
+    with pytest.raises(Interrupted):
+        _pack("sgd", digits, tmp_path / "cut", 4, stop_at=3)
+    (tmp_path / "cut" / "member0" / CHECKPOINT_FILE).unlink()
+    with pytest.raises(ValueError, match="different epochs"):
+        _pack("sgd", digits, tmp_path / "cut", 4)
+    # each member's checkpoint is in the solo loop's format: the solo path resumes it
+    payload = torch.load(tmp_path / "cut" / "member1" / CHECKPOINT_FILE, weights_only=True)
+    assert len(payload["history"]) == 2 and set(payload) >= {"model", "optimizer", "rng", "batches", "history"}

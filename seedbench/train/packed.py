@@ -38,6 +38,8 @@ from torch import nn
 from seedbench.data.augment import Augmenter
 from seedbench.data.datasets import Dataset
 from seedbench.seeding import generator
+from seedbench.train import checkpoint as ckpt_io
+from seedbench.train.checkpoint import Checkpointing
 from seedbench.train.loop import (
     EVAL_BATCH,
     DivergenceRules,
@@ -64,6 +66,8 @@ class PackMember:
     divergence: its stop rules, checked after every epoch.
     on_epoch: called with each of its epoch rows (progress reporting).
     name: a label for error messages.
+    checkpoint: where the member saves its training state at epoch ends, in the solo loop's format, so
+        a killed pack resumes as a pack (members at one epoch) or member by member, solo.
     """
 
     model: nn.Module
@@ -74,6 +78,7 @@ class PackMember:
     divergence: DivergenceRules = field(default_factory=DivergenceRules)
     on_epoch: Callable[[dict[str, Any]], None] | None = None
     name: str | None = None
+    checkpoint: Checkpointing | None = None
 
 
 @dataclass
@@ -165,6 +170,25 @@ def _check_members(members: Sequence[PackMember], settings: PackSettings, data: 
     return make_stepper([m.optimizer for m in members], [list(m.model.parameters()) for m in members], settings.packed_step)
 
 
+def _load_member_checkpoints(members: Sequence[PackMember]) -> list[dict[str, Any]] | None:
+    """Every member's checkpoint, loaded into its model and optimizer; None when none has one.
+
+    A pack trains its members in lockstep, so it resumes only when all of them stopped at the same
+    epoch; otherwise ValueError, and the caller trains the members solo, each from its own checkpoint.
+    """
+    payloads = [ckpt_io.load(m.checkpoint.path) if m.checkpoint is not None else None for m in members]
+    if all(p is None for p in payloads):
+        return None
+    epochs = {len(p["history"]) if p is not None else 0 for p in payloads}
+    if len(epochs) != 1 or any(p is None for p in payloads):
+        raise ValueError(f"cannot pack these members: they stopped at different epochs ({sorted(epochs)}); each resumes solo")
+    for m, p in zip(members, payloads):
+        m.model.load_state_dict(p["model"])
+        m.optimizer.load_state_dict(p["optimizer"])
+    torch.set_rng_state(payloads[0]["rng"]["torch_global"])
+    return payloads  # type: ignore[return-value]
+
+
 def train_packed(members: list[PackMember], data: Dataset, settings: PackSettings) -> list[dict[str, Any]]:
     """Train the members together; one result per member with loop.train's keys plus pack_size, pack_id.
 
@@ -177,6 +201,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
     device = torch.device(settings.device)
     for m in members:
         m.model.to(device).train()
+    saved = _load_member_checkpoints(members)  # before the stepper exists: it takes the optimizers' state
     stepper = _check_members(members, settings, data)
     data = data.to(device)
     forward, _path = build_forward(members[0].model, _conv_mode(settings, device), settings.forward)
@@ -199,12 +224,30 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
     member_updates = [0] * size
     member_images = [(0, 0.0)] * size  # (images, seconds) while the member was in the pack
     images_total, seconds_total = 0, 0.0
+    drawn = [0] * size  # images each member drew from its data stream
+    seconds_before = [0.0] * size
+    if saved is not None:
+        for i, payload in enumerate(saved):
+            ckpt_io.restore_rng_states(payload["rng"], {"data": streams[i].gen, "augment": augs[i].generator if augs[i] is not None else None})
+            streams[i].restore(payload["batches"])
+            drawn[i], histories[i], seconds_before[i] = int(payload["drawn"]), list(payload["history"]), float(payload["train_seconds"])
+            if files[i] is not None:  # the curve up to the checkpoint; later rows are trained again
+                files[i].seek(0)
+                files[i].truncate()
+                files[i].writelines(json.dumps(_jsonable(row)) + "\n" for row in histories[i])
+                files[i].flush()
+        updates = int(saved[0]["updates"])
+        member_updates = [updates] * size
+        images_total, seconds_total = int(saved[0]["images_total"]), float(saved[0]["seconds_total"])
+    first_epoch = len(histories[0]) + 1
     stack = _Stack([m.model for m in members], device)
     active = list(range(size))  # active[row] = index into members of the row-th slice of the pack
     started = time.perf_counter()
 
     def batches(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Each member's next minibatch, (len(rows), B, ...): its own indices, then its own augmentation."""
+        for r in rows:
+            drawn[active[r]] += batch
         idx = torch.stack([streams[active[r]].next() for r in rows])
         xb = data.x_train[idx]  # one gather for the pack
         if settings.augment:
@@ -226,8 +269,33 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
         stepper.hand_back(row, stack.member_params[row])
         stack.release(row)
 
+    def save_checkpoints(epoch: int) -> None:
+        for r, i in enumerate(active):
+            member = members[i]
+            if member.checkpoint is None or not member.checkpoint.due(epoch, last=epoch == settings.epochs):
+                continue
+            stepper.hand_back(r, stack.member_params[r])  # a copy of its optimizer state, as its own optimizer holds it
+            ckpt_io.save(
+                member.checkpoint.path,
+                {
+                    "model": {k: v.detach().clone() for k, v in member.model.state_dict().items()},  # not views of the pack
+                    "optimizer": member.optimizer.state_dict(),
+                    "schedule": None,
+                    "extra": {},
+                    "rng": ckpt_io.rng_states({"data": streams[i].gen, "augment": augs[i].generator if augs[i] is not None else None}),
+                    "batches": streams[i].snapshot(),
+                    "drawn": drawn[i],
+                    "history": [_jsonable(h) for h in histories[i]],
+                    "updates": updates,
+                    "images_total": images_total,
+                    "seconds_total": seconds_total,
+                    "train_seconds": seconds_before[i] + time.perf_counter() - started,
+                    "meta": member.checkpoint.meta or {},
+                },
+            )
+
     try:
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(first_epoch, settings.epochs + 1):
             if not active:
                 break
             t0 = time.perf_counter()
@@ -294,7 +362,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
                 reason = rules[member_index].check(epoch, train_loss[r], val_loss[r], val_acc[r])
                 if reason is not None:
                     status[member_index], reasons[member_index] = "diverged", reason
-                    train_seconds[member_index] = time.perf_counter() - started
+                    train_seconds[member_index] = seconds_before[member_index] + time.perf_counter() - started
                     member_images[member_index] = (images_total, seconds_total)
                     leaving.append(r)
             if leaving:
@@ -305,8 +373,9 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
                 if active:
                     stack.keep(staying)
                     stepper.keep(staying)
+            save_checkpoints(epoch)
         for member_index in active:
-            train_seconds[member_index] = time.perf_counter() - started
+            train_seconds[member_index] = seconds_before[member_index] + time.perf_counter() - started
             member_images[member_index] = (images_total, seconds_total)
         tests: dict[int, tuple[float, float]] = {}
         if active:
@@ -329,7 +398,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
             "epochs_completed": len(history),
             "updates": member_updates[i],
             "train_seconds": train_seconds[i],
-            "resumed_from_epoch": None,  # a pack trains from the start (a pack killed mid-run redoes its unfinished members)
+            "resumed_from_epoch": first_epoch - 1 if saved is not None else None,
         }
         if history:
             last = history[-1]

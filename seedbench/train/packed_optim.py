@@ -90,8 +90,8 @@ def _sgd_refusal(optimizers: Sequence[torch.optim.Optimizer]) -> str | None:
             return "packed SGD supports neither maximize, differentiable nor fused"
         if isinstance(group["lr"], torch.Tensor):
             return "packed SGD needs a float learning rate"
-        if len(opt.state):
-            return "the optimizers have already stepped; a pack starts from fresh optimizers"
+    if len({len(o.state) > 0 for o in optimizers}) != 1:
+        return "some members' optimizers have stepped and others not (resumed from different checkpoints); train them solo"
     groups = [o.param_groups[0] for o in optimizers]
     for key in ("nesterov", "dampening"):
         if len({g[key] for g in groups}) != 1:
@@ -129,6 +129,11 @@ class VectorSGD:
         self.weight_decay = [float(g["weight_decay"]) for g in groups]
         self.nesterov = bool(groups[0]["nesterov"])
         self.buffers: list[torch.Tensor | None] | None = None
+        # members resumed from checkpoints bring their momentum buffers: stack them, so the pack goes on
+        # exactly where each member's own torch.optim.SGD would
+        members = [[o.state.get(p, {}).get("momentum_buffer") for p in o.param_groups[0]["params"]] for o in self.optimizers]
+        if self.momentum[0] != 0 and all(b is not None for own in members for b in own):
+            self.buffers = [torch.stack([own[i] for own in members]) for i in range(len(members[0]))]
 
     @torch.no_grad()
     def step(self, params: Sequence[torch.Tensor], member_params: Sequence[Sequence[torch.Tensor]], losses: torch.Tensor) -> None:

@@ -285,6 +285,7 @@ def run_pack(
     from seedbench.models import count_parameters
     from seedbench.registry import get_model
     from seedbench.seeding import stream_seeds
+    from seedbench.train.checkpoint import CHECKPOINT_FILE, Checkpointing, peek_meta
     from seedbench.train.packed import PackMember, PackSettings, train_packed
 
     place = placement if isinstance(placement, Placement) else Placement(**(placement or {}))
@@ -309,7 +310,11 @@ def run_pack(
         record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
         record.init_applied, record.seeds, record.device = init_applied, seeds, device
         record.pack_size, record.pack_id = len(members), pack_id
-        if method.prepare is not None:  # per member, on its own model, as its solo run does before training
+        checkpoint_path = out_dir / CHECKPOINT_FILE
+        resumed = peek_meta(checkpoint_path)
+        if resumed is not None:  # its weights after prepare are in its checkpoint
+            record.prepare = resumed.get("prepare")
+        elif method.prepare is not None:  # per member, on its own model, as its solo run does before training
             record.prepare = method.prepare(cfg, model, data, device, seeds)
         write_record(out_dir, record)
         records.append(record)
@@ -322,6 +327,7 @@ def run_pack(
                 metrics_path=out_dir / EPOCHS_FILE,
                 divergence=divergence_rules(cfg),
                 name=str(out_dir),
+                checkpoint=Checkpointing(checkpoint_path, every=place.checkpoint_every, keep=place.keep_checkpoint, meta={"prepare": record.prepare}),
             )
         )
     settings = PackSettings(
@@ -340,4 +346,6 @@ def run_pack(
         record.finished_at = time.time()
         record.seconds = record.finished_at - (record.started_at or record.finished_at)
         write_record(out_dir, record)
+        if record.status in ("finished", "diverged") and not place.keep_checkpoint:
+            (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     return [r.model_dump() for r in records]
