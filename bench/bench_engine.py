@@ -79,7 +79,7 @@ def tiny_data(location):
 
 
 register_dataset(DatasetSpec(name="spin_data", classes=2, shape=(1, 4, 4), load=tiny_data, val_size=8))
-register_model("spin_model", lambda in_shape, n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, n)))
+register_model("spin_model", lambda in_shape, n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(int(np.prod(in_shape)), n)), min_side=1)
 register_method(Method(name="spin", config=SpinConfig, optimizer=lambda p, lr, cfg, seed: torch.optim.SGD(p, lr=lr), prepare=sleep,
                        learning_rates={"default": {"*": 0.1}}))
 '''
