@@ -91,6 +91,7 @@ class Method:
     pack_note: why the method does not pack, shown when a user asks it to.
     tensorflow: "module:attr" of the method's TensorFlow implementation (seedbench/train/tf_runner.py
         describes the protocol); None: the method runs on torch only.
+    reference: the baseline other methods are compared with when a report names none (SGD).
     """
 
     name: str
@@ -113,6 +114,7 @@ class Method:
     pack_sizes: Mapping[str, int] = field(default_factory=dict)
     pack_note: str = ""
     tensorflow: str | None = None
+    reference: bool = False
     description: str = ""
 
     def __post_init__(self) -> None:

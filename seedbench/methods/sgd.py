@@ -37,5 +37,6 @@ SGD = Method(
     # (docs/benchmarks.md, "Seed packing"); the CNN did not pay, so it stays solo under --pack auto
     pack_sizes={"fc/cpu": 16},
     tensorflow="seedbench.train.tf_methods:sgd",
+    reference=True,  # every other method is measured against it: the reports' default baseline
     description="plain minibatch SGD (optional momentum and weight decay)",
 )
