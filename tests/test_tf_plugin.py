@@ -2,8 +2,10 @@
 
 Through the CLI, as a user runs it: the plugin's method trains with `--set framework=tensorflow` and its
 record says so, and the epoch rows carry the plugin update's own diagnostic (so it was the plugin's
-TensorFlow code that trained, not a built-in). A method without a TensorFlow implementation asked for
-framework=tensorflow is refused on the driver in one line, before any run folder exists.
+TensorFlow code that trained, not a built-in). On Ray the worker is another process, which finds the
+implementation under the plugin's module name (`f"{__name__}:factory"`) only if that name is the same
+there. A method without a TensorFlow implementation asked for framework=tensorflow is refused on the
+driver in one line, before any run folder exists.
 """
 
 from __future__ import annotations
@@ -24,12 +26,7 @@ def _copy(tmp_path: Path, example: str) -> Path:
     return target
 
 
-def test_a_plugins_tensorflow_implementation_trains_through_the_cli(tmp_path: Path) -> None:
-    plugin = _copy(tmp_path, "sign_descent.py")
-    store = tmp_path / "store"
-    args = sweep_args(store, "--plugin", str(plugin), *FAST, "--set", "framework=tensorflow", method="sign_descent")
-    result = run_cli(*args, cwd=plugin.parent)
-    assert result.returncode == 0, result.stderr
+def _check_tensorflow_run(store: Path) -> None:
     runs = list(store.rglob("run.json"))
     assert len(runs) == 1
     record = json.loads(runs[0].read_text())
@@ -41,6 +38,27 @@ def test_a_plugins_tensorflow_implementation_trains_through_the_cli(tmp_path: Pa
     assert [r["epoch"] for r in rows] == [1, 2]
     # the share of weights a sign step moved: only the plugin's TensorFlow update reports it
     assert all(0.0 < r["moved"] <= 1.0 for r in rows)
+
+
+def test_a_plugins_tensorflow_implementation_trains_through_the_cli(tmp_path: Path) -> None:
+    plugin = _copy(tmp_path, "sign_descent.py")
+    store = tmp_path / "store"
+    args = sweep_args(store, "--plugin", str(plugin), *FAST, "--set", "framework=tensorflow", method="sign_descent")
+    result = run_cli(*args, cwd=plugin.parent)
+    assert result.returncode == 0, result.stderr
+    _check_tensorflow_run(store)
+
+
+def test_a_plugins_tensorflow_implementation_is_found_on_a_ray_worker(tmp_path: Path, ray_cluster) -> None:
+    plugin = _copy(tmp_path, "sign_descent.py")
+    store = tmp_path / "store"
+    args = sweep_args(
+        store, "--plugin", str(plugin), *FAST, "--set", "framework=tensorflow", "--ray-address", ray_cluster.address, method="sign_descent"
+    )
+    result = run_cli(*args, cwd=plugin.parent)
+    assert result.returncode == 0, result.stderr
+    assert "ray engine" in result.stdout
+    _check_tensorflow_run(store)
 
 
 def test_a_method_without_a_tensorflow_implementation_is_refused_on_the_driver(tmp_path: Path) -> None:
