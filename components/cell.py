@@ -1,9 +1,10 @@
-"""The one machinable Interface every cell runs through, whatever its method.
+"""The one-component layout that preceded per-method components: every cell, whatever its method, was this Interface.
 
-Its config is the method's name and the method's fully resolved config (validated and completed on
-the driver by seedbench.sweep.plan) as canonical JSON text, so a cell's identity is its science and nothing else: placement
-(device, data directory, threads, resources) travels with the task, not in the config. Built-in
-methods and a user's plugin methods go through this same file.
+Kept so that stores made then can still be read and re-keyed: `seedbench store migrate` turns these
+records into records of their method's component (components/<method>.py, seedbench/sweep/component.py),
+and tests/test_components.py and bench/bench_plan.py build cells of this layout to test and time against.
+New sweeps never create cells of this module. Its config was the method's name and the method's whole
+resolved config as canonical JSON text.
 """
 
 from __future__ import annotations

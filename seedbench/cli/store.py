@@ -278,3 +278,53 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--rebuild-cache", action="store_true", help="re-read every run folder instead of only the changed ones")
     p.set_defaults(func=cmd_export)
     return p
+
+
+# -- seedbench store migrate -------------------------------------------------------------------------
+
+EPILOG_MIGRATE = """examples:
+  seedbench store migrate --store /tmp/mystore --dry-run     (what would change; writes nothing)
+  seedbench store migrate --store /tmp/mystore --plugin examples/signsgd.py
+
+Re-keys, in place, the cell records that today's sweeps would not find: cells of the one-component
+layout (module components.cell, the config as one JSON string) become records of their method's
+component (components/<method>.py), and records made when a config's defaults were different are
+re-keyed under today's defaults. Folders, run records and executions stay where they are; the next
+sweep of the same science reuses every finished cell. Cells of a plugin's method need that plugin
+(--plugin). Run it while no sweep trains into the store; running it twice changes nothing.
+Exit status: 0 done (skipped records are named), 2 no such store."""
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from seedbench.errors import StoreError
+    from seedbench.store.migrate import migrate_store
+    from seedbench.sweep.runners.store_context import index_database, store_dir
+
+    directory = store_dir(args.store)
+    database = index_database(args.store)
+    if not directory.is_dir() or not Path(database or directory / ".machinable.sqlite").is_file():
+        raise StoreError(f"store {directory}: no seedbench store there (no index database); pass --store with the folder a sweep wrote")
+    report = migrate_store(args.store, dry_run=args.dry_run)
+    Console(highlight=False, soft_wrap=True).print(escape(report.describe(dry_run=args.dry_run)))
+    return 0
+
+
+def add_store_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "store",
+        help="maintain a results store (migrate)",
+        description="Maintain a results store.",
+    )
+    actions = p.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    m = actions.add_parser(
+        "migrate",
+        help="re-key old cell records so that today's sweeps reuse them",
+        description="Re-key a store's cell records for today's per-method components and config defaults.",
+        epilog=EPILOG_MIGRATE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    m.add_argument("--store", help=STORE_HELP)
+    m.add_argument("--dry-run", action="store_true", help="print what would be re-keyed without writing anything")
+    m.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE", help="a plugin whose methods' cells are in the store (repeatable)")
+    m.set_defaults(func=cmd_store_migrate)
+    return p

@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from seedbench.config import Placement, TrialConfig, split_placement
-from seedbench.errors import ConfigError, SeedbenchError
+from seedbench.errors import ConfigError, SeedbenchError, StoreError
 from seedbench.methods.base import Method
 from seedbench.record import CACHED_MARKER, is_complete, read_record_dict
 from seedbench.sweep.fit import check_fit
 from seedbench.sweep.grid import Cell, finite
-
-CELL_MODULE = "components.cell"
 
 
 @dataclass
@@ -36,11 +34,18 @@ class ResolvedCell:
         return self.config.model_dump()
 
     @property
-    def version(self) -> list[dict[str, Any]]:
-        """The component's config: the method and its resolved config as canonical JSON (components/cell.py)."""
-        import json
+    def module(self) -> str:
+        """The cell's machinable component: its method's (seedbench/sweep/component.py)."""
+        from seedbench.sweep.component import component_module
 
-        return [{"method": self.method.name, "params": json.dumps(self.params, sort_keys=True, separators=(",", ":"))}]
+        return component_module(self.method.name)
+
+    @property
+    def version(self) -> list[Any]:
+        """The component's version: the cell's science presets as `~name`, then the rest of its config."""
+        from seedbench.sweep.component import version_for
+
+        return version_for(self.method.name, self.cell.presets, self.params)
 
     @property
     def label(self) -> str:
@@ -184,10 +189,12 @@ def check_datasets(resolved: list[ResolvedCell]) -> dict[tuple, Any]:
 
 
 def build_interface(resolved: ResolvedCell) -> Any:
-    from machinable import get
+    """A new machinable interface of the cell's method component, its config set from the resolved one
+    (seedbench.sweep.component.new_interface: the layers machinable would compose, without omegaconf)."""
+    from seedbench.sweep.component import new_interface
 
     try:
-        interface = get.new(CELL_MODULE, resolved.version)
+        interface = new_interface(resolved.method, resolved.cell.presets, resolved.params)
         interface.config  # noqa: B018 - resolve now
     except SeedbenchError:
         raise
@@ -201,57 +208,100 @@ class CellIndex:
     """Every stored cell of this project, read from machinable's index in one query.
 
     A cell's index row is keyed by (parent, identity, predicate); the identity is machinable's own
-    content hash of the cell's config (`canonical_identity_key`, computed here without building an
-    interface), so looking up 10,000 cells is 10,000 dictionary look-ups instead of 10,000 interfaces
-    and queries. tests/test_engine_units.py checks that it finds exactly what machinable finds.
+    content hash of the cell's module and config (`canonical_identity_key`: the config without the
+    keys at their defaults), computed here without building an interface, so looking up 10,000 cells
+    is 10,000 dictionary look-ups instead of 10,000 interfaces and queries. tests/test_pack_engine.py
+    checks that it finds exactly what machinable finds.
+
+    Because a key at its default is left out of the hash, a record made when a default was different
+    would match a cell of today's default: such a match is refused (`StaleDefaults`) until
+    `seedbench store migrate` has re-keyed the record.
     """
 
-    def __init__(self, example: ResolvedCell, database: Path | None, store: Path | None = None):
-        """`store`: the store's folder, to see a copied store's rows where they are now (reads only)."""
+    def __init__(self, resolved: list[ResolvedCell], database: Path | None, store: Path | None = None):
+        """`resolved`: the grid (one interface is built per method); `store`: the store's folder, to see a
+        copied store's rows where they are now (reads only)."""
         from machinable.config import identity_exclude
 
         from seedbench.sweep.runners.store_context import moved_from, moved_uri, read_index
 
-        interface = build_interface(example)
-        self.module = interface.module
-        self.default = interface.config_layers().default
-        self.exclude = identity_exclude(type(interface).Config)
-        self.rows: dict[str, tuple[str, str]] = {}
+        self.components: dict[str, tuple[str, dict[str, Any], set[str]]] = {}  # method -> (module, defaults, excluded)
+        predicates = set()
+        for r in resolved:
+            if r.method.name not in self.components:
+                interface = build_interface(r)
+                default = interface.config_layers().default
+                self.components[r.method.name] = (interface.module, default, identity_exclude(type(interface).Config))
+                predicates.add(interface.predicate_key)
+        self.rows: dict[str, tuple[str, str, str, str]] = {}  # identity -> (record id, uri, module, stored defaults)
+        self._fresh: dict[tuple[str, str], list[str]] = {}
+        self.store = store
         if database is None or not Path(database).is_file():
             return
         from machinable import Project
         from machinable.utils import path_to_uri
 
         project = path_to_uri(os.path.abspath(os.path.expanduser(Project.get().config.directory)))
+        modules = sorted({module for module, _, _ in self.components.values()})
+        marks = ",".join("?" * len(modules))
         connection = read_index(Path(database))
         try:  # the cells whose parent is this project's root entry, as machinable's dedup key scopes them
             rows = connection.execute(
-                """SELECT c.identity_key, c.record_id, COALESCE(c.local_uri, c.storage_uri) FROM 'index' c
-                JOIN 'index' p ON c.parent_id = p.record_id
-                WHERE p.kind = 'Project' AND p.storage_uri = ? AND c.module = ? AND c.predicate_key = ? AND c.hidden = 0
-                ORDER BY c.created_at_ns""",
-                (project, self.module, interface.predicate_key),
+                f"""SELECT c.identity_key, c.record_id, COALESCE(c.local_uri, c.storage_uri), c.module, c.config_default_json
+                FROM 'index' c JOIN 'index' p ON c.parent_id = p.record_id
+                WHERE p.kind = 'Project' AND p.storage_uri = ? AND c.module IN ({marks}) AND c.predicate_key IN ({",".join("?" * len(predicates))})
+                AND c.hidden = 0 ORDER BY c.created_at_ns""",
+                (project, *modules, *sorted(predicates)),
             ).fetchall()
         finally:
             connection.close()
         old = moved_from(Path(database), Path(store)) if store is not None else None
-        for identity, record_id, uri in rows:
+        for identity, record_id, uri, module, default in rows:
             self.rows.setdefault(
-                identity, (record_id, moved_uri(uri, old, Path(store)) if old is not None else uri)
+                identity, (record_id, moved_uri(uri, old, Path(store)) if old is not None else uri, module, default)
             )  # machinable's LIMIT 1: the first
 
     def identity(self, resolved: ResolvedCell) -> str:
         from machinable.config import canonical_identity_key
         from machinable.utils import sanitize_filename
 
-        return sanitize_filename(canonical_identity_key(self.module, resolved.version[0], self.default, self.exclude), max_len=128)
+        module, default, exclude = self.components[resolved.method.name]
+        return sanitize_filename(canonical_identity_key(module, resolved.params, default, exclude), max_len=128)
 
     def entry(self, resolved: ResolvedCell) -> tuple[str, Path] | None:
         """(record id, folder) of the cell's stored row, or None."""
         from machinable.utils import uri_to_path
 
         row = self.rows.get(self.identity(resolved))
-        return (row[0], Path(uri_to_path(row[1]))) if row is not None else None
+        if row is None:
+            return None
+        changed = self.changed_defaults(row[2], row[3])
+        if changed:
+            raise StaleDefaults(resolved.label, row[2], changed, self.store)
+        return (row[0], Path(uri_to_path(row[1])))
+
+    def changed_defaults(self, module: str, stored: str) -> list[str]:
+        """The config keys whose default, as the record stored it, is not today's (or that no longer exist)."""
+        key = (module, stored)
+        if key not in self._fresh:
+            import json
+
+            current = next((default for m, default, _ in self.components.values() if m == module), {})
+            then = json.loads(stored or "{}")
+            self._fresh[key] = sorted(k for k, v in then.items() if k not in current or current[k] != v)
+        return self._fresh[key]
+
+
+class StaleDefaults(StoreError):
+    """A stored cell matches by identity, but was recorded when some of its config's defaults were different."""
+
+    def __init__(self, label: str, module: str, keys: list[str], store: Path | None):
+        shown = ", ".join(keys[:5]) + (" ..." if len(keys) > 5 else "")
+        where = f" --store {store}" if store is not None else ""
+        super().__init__(
+            f"{label}: the store holds a record of this cell's identity made when {module} had other defaults ({shown}); "
+            f"run `seedbench store migrate{where}` to re-key such records under today's defaults, then sweep again"
+        )
 
 
 def plan_cells(resolved: list[ResolvedCell], database: Path | None, repair: bool = True, store: Path | None = None) -> list[PlannedCell]:
@@ -263,7 +313,7 @@ def plan_cells(resolved: list[ResolvedCell], database: Path | None, repair: bool
     """
     if not resolved:
         return []
-    index = CellIndex(resolved[0], database, store)
+    index = CellIndex(resolved, database, store)
     planned = []
     for r in resolved:
         entry = index.entry(r)

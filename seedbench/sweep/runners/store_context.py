@@ -170,23 +170,46 @@ def check_store_writable(store: str | os.PathLike | None) -> Path:
     return directory
 
 
-def legacy_runs(database: Path) -> int:
-    """Runs in this index made by seedbench 0.1, whose cells were one machinable module per method."""
+def _count(database: Path, where: str, params: tuple = ()) -> int:
     import sqlite3
 
     if not Path(database).is_file():
         return 0
     try:
         with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-            row = db.execute(
-                "SELECT count(*) FROM 'index' WHERE kind = 'Interface' AND module LIKE 'components.%' AND module != 'components.cell'"
-            ).fetchone()
+            row = db.execute(f"SELECT count(*) FROM 'index' WHERE kind = 'Interface' AND hidden = 0 AND {where}", params).fetchone()
     except sqlite3.Error:
         return 0
     return int(row[0]) if row else 0
+
+
+def legacy_runs(database: Path) -> int:
+    """Runs in this index made by seedbench 0.1, whose components all derived from components/trial.py."""
+    return _count(database, "inherits_json LIKE ?", ('%"components.trial"%',))
+
+
+def unmigrated_cells(database: Path) -> int:
+    """Cells of the one-component layout (components/cell.py), which `seedbench store migrate` re-keys."""
+    return _count(database, "module = 'components.cell'")
 
 
 LEGACY_NOTE = (
     "this store holds {n} cells made by seedbench 0.1 (one component per method); report, compare, query and plot "
     "still read them, but new sweeps do not reuse them: to keep the old results apart, give new sweeps another --store"
 )
+UNMIGRATED_NOTE = (
+    "this store holds {n} cells recorded before each method had its own component; new sweeps do not reuse them "
+    "until `seedbench store migrate{store}` re-keys them (report, compare, query and plot read them either way)"
+)
+
+
+def store_notes(database: Path, store: str | os.PathLike | None = None) -> list[str]:
+    """What a sweep says about records in the store it will not reuse as they are."""
+    notes = []
+    old = legacy_runs(database)
+    if old:
+        notes.append(LEGACY_NOTE.format(n=old))
+    unmigrated = unmigrated_cells(database)
+    if unmigrated:
+        notes.append(UNMIGRATED_NOTE.format(n=unmigrated, store=f" --store {store_dir(store)}" if store else ""))
+    return notes
