@@ -49,11 +49,12 @@ def test_a_truncated_record_is_redone_not_reused(tmp_path: Path) -> None:
 
 
 def test_a_store_from_seedbench_0_1_is_named_in_one_line(tmp_path: Path) -> None:
-    """Old cells were one machinable module per method; the sweep says so and how to keep them apart."""
+    """0.1's cells were one machinable module per method, each a subclass of components/trial.py's Trial; the
+    sweep says so and how to keep them apart."""
     store = tmp_path / "store"
     _sweep(store)
     with sqlite3.connect(store / ".machinable.sqlite") as db:
-        db.execute("UPDATE 'index' SET module = 'components.sgd' WHERE module = 'components.cell'")
+        db.execute("""UPDATE 'index' SET inherits_json = '["components.trial","machinable.interface"]' WHERE module = 'components.sgd'""")
     result = run_cli(*GRID, "--store", str(store))
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]

@@ -347,13 +347,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     if command not in OWN_COMMANDS:
         from seedbench.cli.analysis import add_parsers
-        from seedbench.cli.store import add_export_parser, add_query_parser
+        from seedbench.cli.store import add_export_parser, add_query_parser, add_store_parser
         from seedbench.cli.studies import add_parsers as add_study_parsers
 
         add_parsers(sub)  # report, compare, plot
         add_study_parsers(sub)  # decompose, power
         add_query_parser(sub)
         add_export_parser(sub)
+        add_store_parser(sub)  # store migrate
 
     p = sub.add_parser(
         "methods",

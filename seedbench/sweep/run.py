@@ -241,7 +241,7 @@ def run_sweep(
     from seedbench.sweep.runners.dispatch import begin_sweep, forwarded_env, prepare_cell
     from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
     from seedbench.sweep.runners.resources import check_local, check_local_devices, parse_resources, request_for
-    from seedbench.sweep.runners.store_context import LEGACY_NOTE, check_store_writable, index_database, legacy_runs, open_store, project_root
+    from seedbench.sweep.runners.store_context import check_store_writable, index_database, open_store, project_root, store_notes
     from seedbench.sweep.status import write_sweep
 
     engine = engine or spec.engine or ("ray" if address else "local")
@@ -280,9 +280,8 @@ def run_sweep(
         summary.store = directory
         root = project_root()
         database = index_path(directory, index_database(spec.store), root)
-        old = legacy_runs(database)
-        if old:
-            console.print(f"[yellow]note:[/] {LEGACY_NOTE.format(n=old)}", highlight=False, soft_wrap=True)
+        for note in store_notes(database, spec.store):
+            console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
         progress = _Progress(console, quiet, engine)
         stack.callback(progress.stop)
         planned_reused = [0]  # cells found finished when looked up (not part of this run's progress)
