@@ -51,6 +51,7 @@ import torch
 from seedbench.data.augment import Augmenter
 from seedbench.data.datasets import Dataset
 from seedbench.errors import ConfigError
+from seedbench.registry import get_model
 from seedbench.seeding import generator
 from seedbench.train.loop import EVAL_BATCH, DivergenceRules, _Batches, _jsonable, gradient_free_updates, optimizer_stop_rule, summarize_val_acc
 from seedbench.train.tf_check import tensorflow_factory, tensorflow_refusal
@@ -156,8 +157,7 @@ def train_tensorflow(
     lr = cfg.lr
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r} (Method.resolve fills in the method's default)")
-    from seedbench.registry import get_model
-
+    lr = float(lr)
     data = data.to("cpu")
     batch_size = cfg.batch_size
     stream = BatchStream(data, batch_size, seeds["data"], seeds["augment"], cfg.augment)
@@ -165,7 +165,6 @@ def train_tensorflow(
     net = get_model(cfg.model).keras_builder()(data.in_shape, data.num_classes, seeds["init"])
     if initial_weights is not None:
         net.set_weights([np.asarray(w, dtype=np.float32) for w in initial_weights])
-    lr = float(lr)
     update = tensorflow_factory(method)(net, cfg, lr, seeds["method"])
     gradient_free = bool(getattr(update, "gradient_free", False))
     evaluate = make_evaluator(net)
