@@ -224,3 +224,30 @@ def test_members_stopped_at_different_epochs_resume_solo(digits, tmp_path: Path)
     # each member's checkpoint is in the solo loop's format: the solo path resumes it
     payload = torch.load(tmp_path / "cut" / "member1" / CHECKPOINT_FILE, weights_only=True)
     assert len(payload["history"]) == 2 and set(payload) >= {"model", "optimizer", "rng", "batches", "history"}
+
+
+# ---- TensorFlow ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, config", [("sgd", {"momentum": 0.9}), ("nes", {"dims": 8, "lr": 0.2})])
+def test_a_tensorflow_cell_resumes_exactly(method, config, digits, tmp_path: Path) -> None:
+    """The last epoch is never checkpointed, so a second run of a 3-epoch cell resumes from epoch 2's
+    checkpoint and trains epoch 3 again: it must end exactly where the first run ended."""
+    pytest.importorskip("tensorflow", reason="the tensorflow group is not installed (make test installs it)")
+    from seedbench.seeding import stream_seeds
+    from seedbench.train.tf_runner import train_tensorflow
+
+    m = get_method(method)
+    cfg = m.resolve({"model": "fc", "dataset": "digits", "epochs": 3, "framework": "tensorflow", "augment": True, **config})
+    seeds = stream_seeds(4)
+    checkpoint = Checkpointing(tmp_path / CHECKPOINT_FILE, every=1)
+    first = train_tensorflow(m, cfg, digits, seeds, metrics_path=tmp_path / "epochs.jsonl", checkpoint=checkpoint)
+    first_rows = [json.loads(line) for line in (tmp_path / "epochs.jsonl").read_text().splitlines()]
+    assert first["resumed_from_epoch"] is None and (tmp_path / CHECKPOINT_FILE).exists()
+    again = train_tensorflow(m, cfg, digits, seeds, metrics_path=tmp_path / "epochs.jsonl", checkpoint=checkpoint)
+    rows = [json.loads(line) for line in (tmp_path / "epochs.jsonl").read_text().splitlines()]
+    assert again["resumed_from_epoch"] == 2
+    _same(again, first)
+    assert len(rows) == 3
+    for a, b in zip(rows, first_rows, strict=True):
+        _same(a, b)

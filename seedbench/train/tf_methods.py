@@ -55,6 +55,14 @@ class _FlatView:
     def flat_params(self) -> tf.Tensor:
         return tf.concat([tf.reshape(v, [-1]) for v in self.variables], axis=0)
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must hold to resume this update exactly: the step count (the random streams
+        are stateless, keyed by step) and any slot variables a subclass keeps (see SGDUpdate)."""
+        return {"steps_taken": self.steps_taken}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.steps_taken = int(state["steps_taken"])
+
     def _split(self, flat: tf.Tensor) -> list[tf.Tensor]:
         return [tf.reshape(p, s) for p, s in zip(tf.split(flat, self.sizes), self.shapes)]
 
@@ -107,6 +115,15 @@ class SGDUpdate(GradientUpdate):
         super().__init__(model, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
         self._buffers = [tf.Variable(tf.zeros(s), trainable=False) for s in self.shapes] if momentum else None
+
+    def state(self) -> dict[str, Any]:
+        buffers = [np.array(b.numpy()) for b in self._buffers] if self._buffers is not None else []
+        return {**super().state(), "momentum_buffers": buffers}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        for buf, value in zip(self._buffers or [], state["momentum_buffers"], strict=True):
+            buf.assign(np.asarray(value, dtype=np.float32))
 
     def apply(self, grads: list[tf.Tensor], step: tf.Tensor) -> dict[str, tf.Tensor]:
         for i, (v, g) in enumerate(zip(self.variables, grads)):

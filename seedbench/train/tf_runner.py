@@ -29,7 +29,9 @@ method stream seed. The update is one of two kinds:
 
 `diagnostics` is {name: float} for that step; the runner averages each name over the epoch's steps into
 the epoch's row (a projection's cosine with the gradient, a population's loss spread). Optional: `update.default_stop_rule`
-(used when the cell leaves stop_rule unset; "accuracy" if absent), and `factory.supports(cfg) -> str | None`,
+(used when the cell leaves stop_rule unset; "accuracy" if absent), `update.state() -> dict` and
+`update.load_state(dict)` (what a checkpoint must hold to resume the update exactly - numbers and numpy
+arrays; an update without them trains without checkpoints), and `factory.supports(cfg) -> str | None`,
 why this config cannot train in TensorFlow (None: it can). The driver asks `supports` when it plans a
 sweep (seedbench.train.tf_check), so the factory's module must import TensorFlow inside the factory, not
 at its top. seedbench/train/tf_methods.py holds the built-in methods' implementations, and its `GradientUpdate`
@@ -53,6 +55,8 @@ from seedbench.data.datasets import Dataset
 from seedbench.errors import ConfigError
 from seedbench.registry import get_model
 from seedbench.seeding import generator
+from seedbench.train import checkpoint as ckpt_io
+from seedbench.train.checkpoint import Checkpointing
 from seedbench.train.loop import EVAL_BATCH, DivergenceRules, _Batches, _jsonable, gradient_free_updates, optimizer_stop_rule, summarize_val_acc
 from seedbench.train.tf_check import tensorflow_factory, tensorflow_refusal
 from seedbench.train.tf_models import correct_count, count_parameters, cross_entropy, tf, to_nhwc
@@ -137,6 +141,7 @@ def train_tensorflow(
     *,
     metrics_path: Path | None = None,
     initial_weights: list[np.ndarray] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> dict[str, Any]:
     """Train `cfg.model` with `method`'s TensorFlow implementation; return loop.train's keys plus D and framework.
 
@@ -171,13 +176,28 @@ def train_tensorflow(
     per_update = update.evaluations_per_step * batch_size if gradient_free else batch_size
     rules = DivergenceRules.from_config(cfg.stop_rule, cfg.stop_min_acc, cfg.stop_acc_after_epoch).resolved(optimizer_stop_rule(update))
 
-    metrics_file = open(metrics_path, "a", encoding="utf-8") if metrics_path else None
     history: list[dict[str, Any]] = []
     status, reason = "finished", None
-    updates, images_total, seconds_total = 0, 0, 0.0
+    updates, images_total, seconds_total, seconds_before = 0, 0, 0.0, 0.0
+    if checkpoint is not None and not (callable(getattr(update, "state", None)) and callable(getattr(update, "load_state", None))):
+        checkpoint = None  # an update that cannot say its state cannot resume exactly: train without checkpoints
+    generators = {"data": stream.batches.gen, "augment": stream.aug.generator if stream.aug is not None else None}
+    saved = ckpt_io.load(checkpoint.path) if checkpoint is not None else None
+    if saved is not None:
+        net.set_weights([w.numpy() for w in saved["model"]])
+        update.load_state({k: ([t.numpy() for t in v] if isinstance(v, list) else v) for k, v in saved["optimizer"].items()})
+        ckpt_io.restore_rng_states(saved["rng"], generators)
+        stream.batches.restore(saved["batches"])
+        history, updates = list(saved["history"]), int(saved["updates"])
+        images_total, seconds_total, seconds_before = int(saved["images_total"]), float(saved["seconds_total"]), float(saved["train_seconds"])
+    metrics_file = open(metrics_path, "w" if saved is not None else "a", encoding="utf-8") if metrics_path else None
+    if metrics_file is not None and saved is not None:  # the curve up to the checkpoint; later rows train again
+        metrics_file.writelines(json.dumps(_jsonable(row)) + "\n" for row in history)
+        metrics_file.flush()
+    first_epoch = len(history) + 1
     started = time.perf_counter()
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
             diag_sums: dict[str, float] = {}
@@ -232,6 +252,23 @@ def train_tensorflow(
             if reason is not None:
                 status = "diverged"
                 break
+            if checkpoint is not None and checkpoint.due(epoch, last=epoch == cfg.epochs):
+                state = update.state()
+                ckpt_io.save(
+                    checkpoint.path,
+                    {
+                        "model": [torch.from_numpy(np.array(w)) for w in net.get_weights()],
+                        "optimizer": {k: ([torch.from_numpy(np.array(a)) for a in v] if isinstance(v, list) else v) for k, v in state.items()},
+                        "rng": ckpt_io.rng_states(generators),
+                        "batches": stream.batches.snapshot(),
+                        "history": [_jsonable(r) for r in history],
+                        "updates": updates,
+                        "images_total": images_total,
+                        "seconds_total": seconds_total,
+                        "train_seconds": seconds_before + time.perf_counter() - started,
+                        "meta": checkpoint.meta or {},
+                    },
+                )
     finally:
         if metrics_file is not None:
             metrics_file.close()
@@ -242,8 +279,8 @@ def train_tensorflow(
         "stop_rule": rules.mode,
         "epochs_completed": len(history),
         "updates": updates,
-        "train_seconds": time.perf_counter() - started,
-        "resumed_from_epoch": None,  # a TensorFlow cell keeps no checkpoint: a killed one trains again from the start
+        "train_seconds": seconds_before + time.perf_counter() - started,
+        "resumed_from_epoch": first_epoch - 1 if saved is not None else None,
     }
     if history:
         last = history[-1]

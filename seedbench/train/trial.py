@@ -204,6 +204,8 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
     model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"], method)
     record.init_applied, record.seeds, record.device = init_applied, seeds, device
     record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
+    from seedbench.train.checkpoint import CHECKPOINT_FILE, Checkpointing, peek_meta
+
     if cfg.framework == "tensorflow":
         # the same initial weights as the torch cell (the same init stream), in Keras's layout: with the
         # same batches and augmentation, the framework is the only difference between the two cells
@@ -211,9 +213,9 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
         from seedbench.train.tf_runner import train_tensorflow
 
         weights = keras_weights_from_torch(model, data.in_shape)
-        return train_tensorflow(method, cfg, data, seeds, metrics_path=epochs_path, initial_weights=weights)
+        checkpointing = Checkpointing(epochs_path.parent / CHECKPOINT_FILE, every=place.checkpoint_every, keep=place.keep_checkpoint)
+        return train_tensorflow(method, cfg, data, seeds, metrics_path=epochs_path, initial_weights=weights, checkpoint=checkpointing)
     model = model.to(device)
-    from seedbench.train.checkpoint import CHECKPOINT_FILE, Checkpointing, peek_meta
 
     checkpoint_path = epochs_path.parent / CHECKPOINT_FILE
     resumed = peek_meta(checkpoint_path)
