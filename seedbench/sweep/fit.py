@@ -32,8 +32,8 @@ from typing import Any
 from seedbench.errors import ConfigError
 from seedbench.models.spec import ModelSpec, shape_text
 
-# (id of the model spec, id of the dataset spec, image_size, grayscale) -> None (fits) or the refusal
-_VERDICTS: dict[tuple[int, int, int | None, bool], str | None] = {}
+# (model spec, dataset spec, image_size, grayscale) -> None (fits) or the refusal; a spec registered anew is a new key
+_VERDICTS: dict[tuple[ModelSpec, Any, int | None, bool], str | None] = {}
 _CONFIG = attrgetter("config")
 _GROUP = attrgetter("model", "dataset", "image_size", "grayscale")
 PROBE_BATCH = 2
@@ -60,7 +60,7 @@ def fit_refusal(model: str, dataset: str, image_size: int | None = None, graysca
     from seedbench.registry import get_model
 
     model_spec, data_spec = get_model(model), get_dataset_spec(dataset)
-    key = (id(model_spec), id(data_spec), image_size, bool(grayscale))
+    key = (model_spec, data_spec, image_size, bool(grayscale))
     if key not in _VERDICTS:
         in_shape = data_spec.input_shape(image_size, grayscale)
         misfit = judge(model_spec, in_shape, data_spec.classes)
