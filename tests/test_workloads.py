@@ -197,7 +197,7 @@ def test_the_suggested_image_size_makes_the_grid_fit(user_dir: Path) -> None:
     assert record["status"] == "finished"
 
 
-def test_methods_lists_a_plugin_model_and_its_declared_facts(user_dir: Path) -> None:
+def test_methods_and_datasets_list_a_plugin_workload_and_its_declared_facts(user_dir: Path) -> None:
     result = run_cli("methods", "--plugin", str(user_dir / "tabular.py"), "--format", "json", cwd=user_dir)
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
@@ -205,6 +205,10 @@ def test_methods_lists_a_plugin_model_and_its_declared_facts(user_dir: Path) -> 
     assert models["mlp2"]["description"] == "two-layer MLP" and models["mlp2"]["min_side"] is None
     assert (models["cnn"]["min_side"], models["cnn"]["frameworks"]) == (18, ["torch", "tensorflow"])
     assert "tabular" in listing["datasets"]
+    datasets = run_cli("datasets", "--plugin", str(user_dir / "tabular.py"), "--data-dir", str(user_dir / "data"), "--format", "json", cwd=user_dir)
+    assert datasets.returncode == 0, datasets.stderr
+    (row,) = [r for r in json.loads(datasets.stdout) if r["dataset"] == "tabular"]
+    assert (row["status"], row["shape"], row["classes"], row["description"]) == ("available", "1x1x13", 3, "13 features, 3 classes")
 
 
 def test_planning_built_in_models_stays_torch_free() -> None:

@@ -107,7 +107,8 @@ def load_dataset(
 
 
 def availability(data_dir: str | os.PathLike | None = None) -> list[dict[str, str]]:
-    """One row per registered dataset: where it was found, or how to get it (files are not opened)."""
+    """One row per registered dataset: its declared shape and classes, where it was found, or how to get it
+    (files are not opened)."""
     rows = []
     for name in dataset_names():
         spec = get_dataset_spec(name)
@@ -118,6 +119,9 @@ def availability(data_dir: str | os.PathLike | None = None) -> list[dict[str, st
                 "status": "available" if where is not None else "missing",
                 "location": str(where) if where is not None else "-",
                 "how_to_get": "" if where is not None else spec.how_to_get,
+                "shape": "x".join(map(str, spec.shape)),
+                "classes": spec.classes,
+                "description": spec.description,
             }
         )
     return rows
