@@ -273,3 +273,25 @@ def test_a_record_made_under_other_defaults_is_refused_until_migrated(tmp_path: 
     again = run_cli(*grid)
     assert again.returncode == 0 and "trained 1" in again.stdout  # the 5-epoch cell is new science
     assert len(list(store.rglob("run.json"))) == 2  # the old record is kept, under its own identity now
+
+
+def test_a_migration_stopped_before_the_index_was_updated_finishes_when_run_again(tmp_path: Path) -> None:
+    """Files rewritten and folder moved, index not yet: the next run finds the folder and re-keys the row."""
+    import shutil
+
+    store = tmp_path / "store"
+    _legacy_store(store, SweepSpec(methods=["sgd"], models=["fc"], datasets=["digits"], seeds=[0], overrides=SMALL, store=str(store)))
+    database = store / ".machinable.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(database, tmp_path / "before.sqlite")
+    assert "re-keyed 1 cells" in run_cli("store", "migrate", "--store", str(store)).stdout
+    shutil.copy(tmp_path / "before.sqlite", database)  # the index as it was when the run stopped
+    for side in ("-wal", "-shm"):
+        Path(str(database) + side).unlink(missing_ok=True)
+    assert {row[1] for row in _index_rows(store)} == {"components.cell"}
+
+    again = run_cli("store", "migrate", "--store", str(store))
+    assert again.returncode == 0 and "re-keyed 1 cells" in again.stdout, again.stdout + again.stderr
+    reuse = run_cli("sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--store", str(store), *FAST)
+    assert "trained 0" in reuse.stdout and "reused 1" in reuse.stdout, reuse.stdout + reuse.stderr
