@@ -71,6 +71,9 @@ class Placement(BaseModel):
     resources: dict[str, float] = Field(default_factory=dict)
     checkpoint_every: int = Field(1, ge=0, description="save the cell's training state every N epochs (0: never); a killed cell resumes there")
     keep_checkpoint: bool = Field(False, description="keep the last checkpoint when the cell ends (removed by default)")
+    slurm: dict[str, str | int | float] = Field(
+        default_factory=dict, description="Slurm options for --engine slurm, e.g. {partition: gpu, time: 120} (docs/cluster.md)"
+    )
 
     @field_validator("device")
     @classmethod

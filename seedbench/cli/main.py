@@ -10,12 +10,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from seedbench.errors import ConfigError, SeedbenchError
+
+if TYPE_CHECKING:
+    from seedbench.sweep.run import SweepSummary
 
 EPILOG_SWEEP = """examples:
   seedbench sweep --method sgd --model fc,cnn --dataset digits --seeds 0-9
@@ -24,6 +28,7 @@ EPILOG_SWEEP = """examples:
   seedbench sweep experiments/quickstart.yaml --set lr=0.1 --store /tmp/mystore
   seedbench sweep experiments/quickstart.yaml --engine ray                  # a local Ray, all cores
   seedbench sweep experiments/quickstart.yaml --ray-address auto --resources '{"num_gpus": 0.25}'
+  seedbench sweep experiments/quickstart.yaml --engine slurm --slurm partition=gpu --slurm time=60 --detach
 
 Finished cells are reused (content-addressed identity); cells that failed before are skipped unless
 --retry-failed is given. Exit status: 0 all cells done, 1 some cells failed, 2 bad input."""
@@ -104,6 +109,14 @@ def sweep_spec_from_args(args: argparse.Namespace):
     return spec
 
 
+def slurm_flags(args: argparse.Namespace) -> list[str] | None:
+    """--slurm pairs, with --slurm-array-parallelism as one more (None: neither given)."""
+    pairs = list(args.slurm or [])
+    if args.slurm_array_parallelism is not None:
+        pairs.append(f"array_parallelism={args.slurm_array_parallelism}")
+    return pairs or None
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from seedbench.sweep.run import run_sweep
 
@@ -119,6 +132,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             address=args.ray_address,
             resources=args.resources,
             argv=sys.argv[1:],
+            slurm=slurm_flags(args),
+            detach=args.detach,
         )
 
     if args.until_decided:
@@ -149,10 +164,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(plan.describe())
         return 0
     summary = run(spec)
+    if summary.slurm and summary.slurm["detached"]:
+        return _print_detached(console, summary)
     console.print(
         f"[bold]{summary.total} cells[/]: trained {summary.trained} (diverged {summary.diverged}"
         + (f", resumed from a checkpoint {summary.resumed}" if summary.resumed else "")
         + f"), reused {summary.reused}, failed {len(summary.failed)}"
+        + (f", collected {summary.slurm['adopted']} from jobs of an earlier submission" if summary.slurm and summary.slurm["adopted"] else "")
         + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
         + (f", in {len(summary.packs)} packs of {min(summary.packs)}-{max(summary.packs)} seeds" if summary.packs else "")
         + f" in {summary.seconds:.1f} s on the {summary.engine} engine  [dim]store: {summary.store}[/]"
@@ -166,11 +184,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _print_detached(console: Console, summary: SweepSummary) -> int:
+    """The closing lines of `sweep --detach`: what went to Slurm, and how to follow and collect it."""
+    slurm = summary.slurm
+    arrays = slurm["arrays"]
+    queued = f", {slurm['already_queued']} already queued or running from an earlier submission" if slurm["already_queued"] else ""
+    ids = ", ".join(arrays[:5]) + (", ..." if len(arrays) > 5 else "")
+    console.print(
+        f"[bold]{summary.total} cells[/]: submitted {slurm['submitted']} to Slurm"
+        + (f" as {len(arrays)} job array{'s' if len(arrays) != 1 else ''} ({ids})" if arrays else "")
+        + f"{queued}, reused {summary.reused}"
+        + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
+        + f" in {summary.seconds:.1f} s  [dim]store: {summary.store}[/]"
+    )
+    console.print("`seedbench status` shows their progress; run the same command again to collect the results and submit what is missing")
+    for label in summary.skipped_failed:
+        console.print(f"[yellow]failed earlier[/] {escape(label)} (rerun with --retry-failed)")
+    return 0 if summary.ok else 1
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import datetime
 
     from seedbench.sweep.runners.store_context import store_dir
-    from seedbench.sweep.status import STATES, sweep_status
+    from seedbench.sweep.status import SLURM_STATES, STATES, sweep_status
 
     directory = store_dir(_store_flag(args.store) if args.store is not None else None)
     if directory.exists() and not directory.is_dir():
@@ -201,19 +238,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"no sweeps recorded in {directory}")
         return 0
     colours = {"finished": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "white"}
+    colours.update(queued="blue", preempted="magenta")
+    states = STATES + (SLURM_STATES if any(k in s.counts for s in sweeps for k in SLURM_STATES) else ())  # Slurm sweeps' own states
     rows = [
         [
             s.id[:8],
             s.summary,
             datetime.datetime.fromtimestamp(s.updated_at).strftime("%m-%d %H:%M"),
             str(s.total),
-            *(str(s.counts[k]) for k in STATES),
+            *(str(s.counts.get(k, "-")) for k in states),
         ]
         for s in sweeps
     ]
     table = Table(title=f"sweeps in {directory}", title_justify="left", box=None, padding=(0, 1, 0, 0), header_style="bold underline")
     # on a narrow terminal only the grid column wraps: ids, times and counts keep their full width
-    for i, column in enumerate(("sweep", "grid", "updated", "cells", *STATES)):
+    for i, column in enumerate(("sweep", "grid", "updated", "cells", *states)):
         width = None if column == "grid" else max(len(column), *(len(r[i]) for r in rows))
         table.add_column(column, justify="right" if i >= 3 else "left", min_width=width, style=colours.get(column))
     for row in rows:
@@ -302,7 +341,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--store", help="results store directory (default: ./storage in the project)")
     p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells that failed in an earlier sweep")
-    p.add_argument("--engine", choices=["local", "ray"], help="local: one cell after another in this process (default); ray: every cell a Ray task")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray", "slurm"],
+        help="local: one cell after another in this process (default); ray: every cell a Ray task; slurm: Slurm job arrays (docs/cluster.md)",
+    )
     p.add_argument(
         "--ray-address",
         metavar="auto|HOST:PORT",
@@ -313,6 +356,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="JSON",
         help='per-cell resources overriding the presets, e.g. \'{"num_gpus": 0.25}\' or \'{"num_cpus": 2, "IPU": 1}\' (identity unchanged)',
     )
+    p.add_argument(
+        "--slurm",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a Slurm option for --engine slurm (repeatable): partition, time, cpus, gpus, mem, account, qos, constraint, cells_per_task",
+    )
+    p.add_argument("--slurm-array-parallelism", type=int, metavar="N", help="--engine slurm: at most N array tasks run at once (%%N)")
+    p.add_argument("--detach", action="store_true", help="--engine slurm: return once the cells are submitted; the same command later collects them")
     p.add_argument(
         "--pack",
         metavar="K|auto",

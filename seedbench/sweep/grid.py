@@ -35,6 +35,7 @@ SPEC_KEYS = {
     "base_seed",
     "plugins",
     "pack",
+    "slurm",
     *STREAM_LISTS,
 }
 
@@ -97,6 +98,7 @@ class SweepSpec:
     augment_seeds: list[int] = field(default_factory=list)
     plugins: list[str] = field(default_factory=list)
     pack: int | str | None = None
+    slurm: dict[str, Any] | None = None  # the Slurm engine's options (seedbench.sweep.runners.slurm_options)
 
     def seed_grid(self) -> list[tuple[tuple[str, int], ...]]:
         """Every seed combination: `seeds` on `seed_key`, crossed with the per-stream lists."""
@@ -210,6 +212,9 @@ def load_spec(path: Path) -> SweepSpec:
     base_seed = raw.get("base_seed", 0)
     if isinstance(base_seed, bool) or not isinstance(base_seed, int) or base_seed < 0:
         raise ConfigError(f"{path}: base_seed must be a non-negative integer")
+    slurm = raw.get("slurm")
+    if slurm is not None and not isinstance(slurm, dict):
+        raise ConfigError(f"{path}: 'slurm' must be a mapping, e.g. {{partition: gpu, time: 120}}")
     pack = raw.get("pack")
     if pack is not None and pack != "auto" and (isinstance(pack, bool) or not isinstance(pack, int) or pack < 1):
         raise ConfigError(f"{path}: pack must be a positive integer or 'auto'")
@@ -234,6 +239,7 @@ def load_spec(path: Path) -> SweepSpec:
         base_seed=base_seed,
         plugins=plugins,
         pack=pack,
+        slurm=slurm,
         **{attr: parse_seeds(raw[attr], attr) for attr in STREAM_LISTS if attr in raw},
     )
 

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from seedbench.errors import ConfigError
 from seedbench.sweep.grid import SweepSpec
 
-ENGINES = ("local", "ray")
+ENGINES = ("local", "ray", "slurm")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class SweepSummary:
     timings: dict[str, float] = field(default_factory=dict)  # connect, plan, prepare (incl. submit), run (the rest)
     packs: list[int] = field(default_factory=list)  # the size of every pack submitted
     folders: dict[str, Path | None] = field(default_factory=dict)  # cell label -> its folder in the store
+    slurm: dict[str, Any] | None = None  # the Slurm engine's submissions: arrays, cells, already queued, detached
 
     @property
     def ok(self) -> bool:
@@ -233,8 +234,14 @@ def run_sweep(
     resources: str | dict | None = None,
     argv: list[str] | None = None,
     pack: int | str | None = None,
+    slurm: list[str] | dict | None = None,
+    detach: bool = False,
 ) -> SweepSummary:
-    """Plan, prepare and execute `spec` on the local or the Ray engine; see the module docstring."""
+    """Plan, prepare and execute `spec` on the local, Ray or Slurm engine; see the module docstring.
+
+    `slurm`: `--slurm key=value` pairs (or a mapping) over the sweep YAML's `slurm:`; `detach`: on
+    the Slurm engine, return once every pending cell is submitted (the same sweep run again collects).
+    """
     from seedbench.config import PLUGIN_ENV
     from seedbench.registry import load_plugins, plugins_to_env
     from seedbench.sweep.plan import plan_cells, resolve_grid
@@ -249,6 +256,8 @@ def run_sweep(
         raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if address and engine != "ray":
         raise ConfigError("--ray-address needs --engine ray")
+    if (detach or slurm) and engine != "slurm":
+        raise ConfigError(f"{'--detach' if detach else '--slurm'} needs --engine slurm")
     override = parse_resources(resources if resources is not None else spec.resources)
     pack = check_pack(pack if pack is not None else spec.pack)
     console = console or Console(stderr=True)
@@ -267,6 +276,10 @@ def run_sweep(
     if engine == "local":
         check_local(requests)
         check_local_devices((r.label, r.placement.device) for r in resolved)
+    elif engine == "slurm":  # options, partition, limits and the store's filesystem, checked against the live cluster
+        from seedbench.sweep.runners.slurm_options import check_sweep
+
+        slurm_plan = check_sweep(resolved, override, spec.slurm, slurm, spec.store)
     else:  # an unreachable --ray-address fails here in seconds, before the store is opened
         from seedbench.sweep.runners.ray import check_address
 
@@ -282,7 +295,7 @@ def run_sweep(
         database = index_path(directory, index_database(spec.store), root)
         for note in store_notes(database, spec.store):
             console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-        progress = _Progress(console, quiet, engine)
+        progress = _Progress(console, quiet or detach, engine)  # a detached sweep only submits: no bar
         stack.callback(progress.stop)
         planned_reused = [0]  # cells found finished when looked up (not part of this run's progress)
 
@@ -305,7 +318,14 @@ def run_sweep(
             done = summary.trained + summary.reused - planned_reused[0]
             progress.update(done, len(summary.failed), runner.counts()["running"], description)
 
-        if engine == "ray":
+        if engine == "slurm":
+            from seedbench.sweep.runners.slurm import SlurmRunner
+            from seedbench.sweep.status import sweep_id
+
+            for warning in slurm_plan.warnings:
+                console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            runner: Any = SlurmRunner(report, directory, sweep_id(cells), slurm_plan.options, slurm_plan.info, detach=detach)
+        elif engine == "ray":
             from seedbench.sweep.runners import ray as ray_engine
 
             with (
@@ -314,7 +334,7 @@ def run_sweep(
                 if ray_engine.connect(address):
                     stack.callback(ray_engine.shutdown)
             ray_engine.warm_workers()
-            runner: Any = ray_engine.RayRunner(report)
+            runner = ray_engine.RayRunner(report)
         else:
             from seedbench.sweep.runners.local import LocalRunner
 
@@ -329,13 +349,18 @@ def run_sweep(
             mark = time.time()
             if engine == "ray":
                 ray_engine.check_cluster(requests)
+            if engine == "slurm":  # cells earlier submissions still hold in Slurm, and jobs that ended unwatched
+                runner.reconcile()
             summary.timings["validate"] = validated + time.time() - mark
             # Every cell looked up at once; the sweep's list goes into the store before anything runs.
             mark = time.time()
             folders: dict[str, Path | None] = {}
             todo = []
+            held = getattr(runner, "planned", None)  # the Slurm engine: True for a cell a live job of an earlier run holds
             for p in plan_cells(resolved, database, store=directory):
                 folders[p.cell.label] = p.path
+                if held is not None and held(p):
+                    continue
                 if p.state == "finished":
                     summary.reused += 1
                     planned_reused[0] += 1
@@ -345,7 +370,7 @@ def run_sweep(
                     todo.append(p)
             summary.sweep_file = write_sweep(directory, cells, folders, engine, argv)
             summary.timings["plan"] = time.time() - mark
-        progress.start(len(todo))
+        progress.start(len(todo) + getattr(runner, "adopted_cells", 0))
         listed = {"at": time.time(), "cost": 0.0, "dirty": False}
 
         def prepared_one(planned: Any, prepared: Any) -> None:
@@ -376,6 +401,16 @@ def run_sweep(
         tick(engine)
         summary.packs = packer.packs
         summary.folders = folders
+        if engine == "slurm":
+            summary.slurm = {
+                "arrays": runner.arrays,
+                "submitted": runner.submitted_cells,
+                "adopted": runner.adopted_cells,
+                "already_queued": runner.already_queued,
+                "detached": detach,
+                "folder": str(runner.folder) if runner.folder else None,
+                "submit_seconds": runner.submit_seconds,
+            }
         write_sweep(directory, cells, folders, engine, argv)
         summary.timings["prepare"] = feeder.seconds
         summary.timings["run"] = time.time() - mark - feeder.seconds

@@ -4,6 +4,11 @@
 cell's folder (relative to the store). `seedbench status` reads these files and the cells' run.json:
 it needs neither the index nor machinable, so it also works on a cluster node that only mounts the
 shared store. The id is a hash of the grid, so running the same grid again updates the same file.
+
+Sweeps on the Slurm engine also count cells `queued` (submitted, waiting in Slurm) and `preempted`
+(requeued after a preemption or time-out signal, waiting to restart), from the store's records of
+their arrays and from one squeue call; where Slurm cannot be asked (a machine without its clients),
+from the store alone.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from seedbench.sweep.runners.locking import cell_is_locked, cell_lock_path
 
 SWEEPS_DIR = "sweeps"
 STATES = ("finished", "running", "failed", "diverged", "pending")
+SLURM_STATES = ("queued", "preempted")  # counted for sweeps with Slurm submissions
 
 
 def sweep_id(cells: list[Any]) -> str:
@@ -126,9 +132,53 @@ def _window() -> float:
         return 90.0
 
 
+def _slurm_holds(store: Path, warnings: list[str] | None) -> dict[str, str]:
+    """Cell folder (relative) -> queued / preempted / running / ended, for cells of arrays not yet settled."""
+    from seedbench.sweep.runners.slurm_queue import SUBMIT_GRACE, query_queue, read_arrays, requeues
+
+    records = read_arrays(store)
+    if not records:
+        return {}
+    latest: dict[str, tuple[Any, int]] = {}
+    for record in records:
+        for index, cells in enumerate(record.tasks):
+            for cell in cells:
+                latest[cell["dir"]] = (record, index)
+    view = query_queue({(r.array, r.name) for r in records})
+    if not view.ok and warnings is not None:
+        warnings.append(f"could not ask Slurm ({view.error}); queued, preempted and running cells are counted from the store alone")
+    now = time.time()
+    holds = {}
+    for rel, (record, index) in latest.items():
+        state = view.of(record.jobs[index]) if view.ok else None
+        if view.ok and state is None and now - record.submitted_at > SUBMIT_GRACE:
+            holds[rel] = "ended"
+        elif state is not None and not state.live:
+            holds[rel] = "ended"
+        elif state is not None and not state.queued:
+            holds[rel] = "running"
+        else:
+            holds[rel] = "preempted" if requeues(Path(store) / rel).get("count") else "queued"
+    return holds
+
+
+def slurm_cell_state(store: Path, rel_dir: str | None, hold: str | None) -> str:
+    """A Slurm sweep's cell: what its folder says once decided, else what Slurm (or the store) says of its job."""
+    state = cell_state(store, rel_dir)
+    if state != "pending" or hold is None:
+        return state
+    if hold == "ended":  # its job ended without finishing it: the next run of the sweep records it failed
+        return "failed"
+    uuid = _uuid_of(Path(store) / rel_dir) if rel_dir else None
+    if hold in ("queued", "preempted") and uuid and cell_is_locked(store, uuid):
+        return "running"
+    return hold
+
+
 def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepStatus]:
     """Every sweep recorded in `store`; a sweep file that cannot be read is named in `warnings` and skipped."""
     out = []
+    holds: dict[str, str] | None = None
     for path in sorted((Path(store) / SWEEPS_DIR).glob("*.json")):
         try:
             data = json.loads(path.read_text())
@@ -138,10 +188,14 @@ def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepSt
             if warnings is not None:
                 warnings.append(f"{path}: unreadable sweep file ({type(exc).__name__}); it is skipped - rerun its sweep to rewrite it")
             continue
-        counts = dict.fromkeys(STATES, 0)
+        slurm = data.get("engine") == "slurm"
+        if slurm and holds is None:
+            holds = _slurm_holds(Path(store), warnings)
+        counts = dict.fromkeys(STATES + (SLURM_STATES if slurm else ()), 0)
         cells = []
         for row in data.get("cells", []):
-            state = cell_state(Path(store), row.get("dir"))
+            rel = row.get("dir")
+            state = slurm_cell_state(Path(store), rel, (holds or {}).get(rel)) if slurm else cell_state(Path(store), rel)
             counts[state] += 1
             cells.append({"label": row.get("label"), "state": state, "dir": row.get("dir")})
         summary = (
@@ -157,4 +211,4 @@ def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepSt
     return out
 
 
-__all__ = ["RUN_FILE", "STATES", "SweepStatus", "cell_state", "sweep_id", "sweep_status", "write_sweep"]
+__all__ = ["RUN_FILE", "SLURM_STATES", "STATES", "SweepStatus", "cell_state", "sweep_id", "sweep_status", "write_sweep"]
