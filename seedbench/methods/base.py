@@ -92,6 +92,8 @@ class Method:
     tensorflow: "module:attr" of the method's TensorFlow implementation (seedbench/train/tf_runner.py
         describes the protocol); None: the method runs on torch only.
     reference: the baseline other methods are compared with when a report names none (SGD).
+    tunable: the hyperparameters `seedbench tune` may search and their ranges, {config key: range}
+        (seedbench/methods/space.py); a study may override them.
     """
 
     name: str
@@ -115,6 +117,7 @@ class Method:
     pack_note: str = ""
     tensorflow: str | None = None
     reference: bool = False
+    tunable: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:
