@@ -10,6 +10,7 @@ so a typo or a broken data file fails the sweep in one line before any run folde
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def resolve_cell(cell: Cell, placement: dict[str, Any] | None = None) -> Resolve
     catalog = load_catalog()
     values: dict[str, Any] = {"model": cell.model, "dataset": cell.dataset, **patch}
     for name in cell.presets:
-        values.update(catalog.preset(name, method))
+        values.update(catalog.preset(name, method, values))  # values: the model and dataset a tuned: preset needs
     values.update(cell.patch())
     for key, value in values.items():
         finite(value, key)
@@ -253,6 +254,10 @@ class CellIndex:
                 AND c.hidden = 0 ORDER BY c.created_at_ns""",
                 (project, *modules, *sorted(predicates)),
             ).fetchall()
+        except sqlite3.OperationalError as exc:  # machinable creates the file, then its table: a sweep beside
+            if "no such table" not in str(exc):  # this one may be creating the index right now
+                raise
+            rows = []
         finally:
             connection.close()
         old = moved_from(Path(database), Path(store)) if store is not None else None
