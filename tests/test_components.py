@@ -249,6 +249,13 @@ def test_a_sweep_names_unmigrated_cells_in_one_note(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "1 cells recorded before each method had its own component" in notes[0] and "seedbench store migrate" in notes[0]
+    (legacy,) = [p for p in store.rglob("model.json") if json.loads(p.read_text())["module"] == "components.cell"]
+    model = json.loads(legacy.read_text())
+    model["config"]["method"] = "mystery"  # a plugin's method, its plugin not given
+    legacy.write_text(json.dumps(model))
+    skipped = run_cli("store", "migrate", "--store", str(store))
+    assert skipped.returncode == 0 and "re-keyed 0 cells" in skipped.stdout
+    assert "skipped" in skipped.stdout and "'mystery' is not registered here; pass the plugin" in skipped.stdout
 
 
 def test_a_record_made_under_other_defaults_is_refused_until_migrated(tmp_path: Path) -> None:
