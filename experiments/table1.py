@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs:
         where += f" AND epochs = {args.epochs}"
     for metric in ("val_acc", "best_val_acc", "val_acc_last10"):
-        table, title = Store(args.store).report(metric, baseline="sgd", where=where)
-        print(render(table, "terminal", title=title))
+        table = Store(args.store).report(metric, baseline="sgd", where=where)
+        print(render(table, "terminal", title=table.attrs["title"]))
     return 1 if failed else 0
 
 

@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         f"AND dataset IN ({', '.join(repr(d) for d in datasets)}) AND init IN ({', '.join(repr(i) for i in split_list(args.inits))})"
     )
     store = Store(args.store)
-    table, title = store.report("test_acc", study="variance", by="stabilize,rewire", within="model,dataset,init", where=where)
-    print(render(table, "terminal", title=title))
+    table = store.report("test_acc", study="variance", by="stabilize,rewire", within="model,dataset,init", where=where)
+    print(render(table, "terminal", title=table.attrs["title"]))
     if args.plot:
         print(f"wrote {store.plot('box', 'test_acc', by='stabilize,rewire', within='model,init', where=where, output=args.plot)}", file=sys.stderr)
     if args.solo_sample and first is not None:

@@ -16,4 +16,4 @@ def test_summary_counts_every_status_and_averages_finished_only():
     )
     [row] = summary_table(runs).to_dict("records")
     assert (row["n"], row["diverged"], row["failed"], row["unfinished"]) == (2, 1, 1, 1)
-    assert row["val_acc"] == "85.00 +- 7.07"  # the diverged run's 10% is not averaged in
+    assert row["val_acc (%)"] == "85.00 +- 7.07"  # the unit in the header; the diverged run's 10% is not averaged in

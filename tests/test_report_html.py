@@ -21,6 +21,7 @@ from seedbench.cli.outputs import check_output
 from seedbench.errors import ConfigError
 from seedbench.store import Store
 from tests.study_store import run_command, write_study_store
+from tests.test_time_to_target import write_time_store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PROBE = """<script>
@@ -112,10 +113,81 @@ def test_chromium_renders_the_stores_numbers_and_every_plot(report, tmp_path):
     # numbers straight from the store (DuckDB), formatted as the report formats floats
     means = Store(store).query("SELECT method, avg(test_acc) AS m, count(*) AS n FROM runs WHERE status = 'finished' GROUP BY method")
     for _, row in means.iterrows():
-        assert f"{row['m']:.4g}" in text, row["method"]
+        assert f"{100 * row['m']:.4g}" in text, row["method"]  # in percent, as everywhere in the report
     assert "holm" in text and "Nemenyi" in text and "Variance decomposition" in text
     assert f"seedbench sweep experiments/study.yaml --store {store}" in text
     assert "project git commit" in text
+
+
+@pytest.fixture(scope="module")
+def timed_report(tmp_path_factory) -> Path:
+    """A report with --target 90 on a store whose per-epoch histories are known (tests/test_time_to_target.py)."""
+    root = tmp_path_factory.mktemp("timed")
+    store = write_time_store(root / "store")
+    out = root / "timed.html"
+    assert run_command(["report", "--store", str(store), "--metric", "test_acc", "--target", "90", "--html", str(out)]) == 0
+    return out
+
+
+class _Cells(HTMLParser):
+    """Every table of the page as rows of cell texts, and every image with its alt text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.images: list[dict[str, str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(dict(attrs))
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self.tables:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_chromium_shows_units_the_reference_baseline_and_the_time_to_target(timed_report, tmp_path):
+    probe = tmp_path / "probe.html"
+    probe.write_text(timed_report.read_text().replace("</body>", PROBE + "</body>"))
+    result = chromium(tmp_path, "--window-size=1200,3000", "--dump-dom", probe.as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = _Cells()
+    page.feed(result.stdout)
+    headers = [table[0] for table in page.tables if table]
+    # one unit, named: the runs table, Table 1's corner, the comparisons and the spread all say %
+    assert ["val_acc (%)", "test_acc (%)"] == [h for h in headers[0] if "acc" in h]
+    table1 = next(t for t in page.tables if t and t[0][0] == "task: test_acc (%)")
+    # the default baseline is the reference method (sgd), though "rbd" sorts first
+    assert table1[0][1:] == ["sgd", "rbd"] and all(row[1].endswith("(1)") for row in table1[1:])
+    compared = next(h for h in headers if "arm_a" in h)
+    assert {"mean_a (%)", "diff (%)", "diff_ci_low (%)", "mde (%)"} <= set(compared)
+    pairs = next(t for t in page.tables if t and "arm_a" in t[0])
+    assert all(row[pairs[0].index("arm_b")] == "sgd" for row in pairs[1:])  # the reference is B: diff = arm - sgd
+    spread = next(t for t in page.tables if t and "baseline" in t[0] and "std_ratio" in t[0])
+    assert {row[spread[0].index("baseline")] for row in spread[1:]} == {"sgd"} and "std (%)" in spread[0]
+    # the time-to-target table, with the values worked out in tests/test_time_to_target.py
+    timed = next(t for t in page.tables if t and t[0][:4] == ["model", "dataset", "arm", "reached"])
+    rows = {(r[0], r[2]): dict(zip(timed[0], r)) for r in timed[1:]}
+    assert rows[("fc", "sgd")]["reached"] == "5/6 (83%)" and rows[("fc", "sgd")]["epoch"] == "3.5 [2, inf]"
+    assert rows[("fc", "rbd")]["seconds"] == "12 [8, inf]" and rows[("cnn", "rbd")]["epoch"] == "never"
+    ratios = next(t for t in page.tables if t and "ratio" in t[0])
+    assert ["fc", "digits", "rbd", "12", "5.25", "2.286"] in ratios
+    # the performance profile of time to target is drawn and decodes in the browser
+    profile = [img for img in page.images if "time to target" in img.get("alt", "")]
+    assert len(profile) == 1 and int(profile[0]["data-natural-width"]) > 300 and int(profile[0]["data-rendered-width"]) > 0
+    assert "baseline: sgd" in result.stdout and "performance profile" in result.stdout
 
 
 def test_screenshot_is_not_blank_and_the_console_is_clean(report, tmp_path):

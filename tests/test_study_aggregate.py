@@ -144,7 +144,7 @@ def test_compare_equivalence_adds_tost_columns(store, capsys):
             "--by",
             "method",
             "--equivalence",
-            "0.05",
+            "3",  # percentage points: accuracies are compared in %
             "--where",
             "model = 'fc' AND dataset = 'digits'",
             "--format",
@@ -154,7 +154,8 @@ def test_compare_equivalence_adds_tost_columns(store, capsys):
     )
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3 and all(r["equivalent"] == (r["tost_p_adj"] < 0.05) for r in rows)
-    assert all(r["diff_ci90_low"] > -0.05 and r["diff_ci90_high"] < 0.05 for r in rows if r["equivalent"])
+    assert all(r["diff_ci90_low (%)"] > -3 and r["diff_ci90_high (%)"] < 3 for r in rows if r["equivalent"])
+    assert any(r["equivalent"] for r in rows) and not all(r["equivalent"] for r in rows)  # the margin is read in %
 
 
 def test_plot_profile_and_cd_write_images(store, tmp_path):

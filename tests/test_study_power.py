@@ -121,8 +121,9 @@ def test_power_cli_refuses_both_targets_and_text_metrics(store):
 def test_compare_shows_the_minimal_detectable_effect_at_the_current_n(store, capsys):
     run_command(["compare", "--store", str(store), "--metric", "test_acc", "--by", "method", "--format", "json", "--unpaired"])
     [row] = json.loads(capsys.readouterr().out)
-    sd = math.sqrt(((row["n_a"] - 1) * row["std_a"] ** 2 + (row["n_b"] - 1) * row["std_b"] ** 2) / (row["n_a"] + row["n_b"] - 2))
-    power = TTestIndPower().power(effect_size=row["mde"] / sd, nobs1=row["n_a"], ratio=row["n_b"] / row["n_a"], alpha=0.05)
+    # accuracies are compared in percent, and the headers say so
+    sd = math.sqrt(((row["n_a"] - 1) * row["std_a (%)"] ** 2 + (row["n_b"] - 1) * row["std_b (%)"] ** 2) / (row["n_a"] + row["n_b"] - 2))
+    power = TTestIndPower().power(effect_size=row["mde (%)"] / sd, nobs1=row["n_a"], ratio=row["n_b"] / row["n_a"], alpha=0.05)
     assert power == pytest.approx(0.8, abs=1e-4)  # statsmodels' root finder tolerance
     run_command(["compare", "--store", str(store), "--metric", "test_acc", "--by", "method"])
     assert "mde" in capsys.readouterr().out

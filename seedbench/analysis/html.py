@@ -194,19 +194,31 @@ def build_report(
     correction: str = "holm",
     argv: Sequence[str] | None = None,
     n_resamples: int = N_RESAMPLES,
+    timing: pd.DataFrame | None = None,
+    time: str = "seconds",
 ) -> str:
-    """The whole report as one HTML string (see the module docstring for what is in it)."""
+    """The whole report as one HTML string (see the module docstring for what is in it).
+
+    `runs` holds metrics as stored; every number shown is in display units (accuracies in %, the
+    unit named in each header). The baseline is `baseline` when it ran, else the reference method's
+    arm, else the first by name. `timing` (Store.time_to_target) adds the time-to-target section,
+    its profile over `time` (seconds, step or epoch).
+    """
     from seedbench.analysis.report import summary_table
+    from seedbench.analysis.stats.runs import default_baseline
+    from seedbench.analysis.units import in_display_units, unit_of
 
     tasks = [t for t in tasks if t in runs.columns]
     arms = sorted(pd.unique(runs[by].astype(object)), key=str)
-    base = baseline if baseline is not None and baseline in arms else (arms[0] if arms else None)
+    base = default_baseline(arms, baseline if baseline in arms else None)
+    raw_runs, metric_raw, unit = runs, metric, unit_of(metric)
+    runs, metric = in_display_units(runs, metric)  # every statistic below in display units, the unit in its name
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     status = runs["status"].astype(str).value_counts() if "status" in runs.columns else pd.Series(dtype=int)
     counts = ", ".join(f"{n} {s}" for s, n in status.items())
     head = (
         f"<h1>seedbench study report: {_e(metric)} by {_e(by)}</h1>"
-        f"<p class='sub'>{len(runs)} runs ({_e(counts)}); arms: {_e(', '.join(map(str, arms)))}; "
+        f"<p class='sub'>{len(runs)} runs ({_e(counts)}); arms: {_e(', '.join(map(str, arms)))}; baseline: {_e(base)}; "
         f"tasks: {_e(' x '.join(tasks) or 'one')}; store {_e(store_dir or '-')}; filter: <code>{_e(where or 'none')}</code>; "
         f"generated {_e(now)}</p>"
     )
@@ -220,6 +232,7 @@ def build_report(
                 ("comparisons", "comparisons"),
                 ("variance", "variance"),
                 ("tasks", "across tasks"),
+                ("time", "time to target"),
                 ("plots", "plots"),
                 ("provenance", "provenance"),
                 ("methods", "methods"),
@@ -232,21 +245,22 @@ def build_report(
             _section(
                 "Runs",
                 table_html(
-                    summary_table(runs),
-                    "per method x model x dataset: finished n, diverged, failed, unfinished; accuracy % as mean +- std over finished seeds",
+                    summary_table(raw_runs),
+                    "per method x model x dataset: finished n, diverged, failed, unfinished; accuracy (%) as mean +- std over finished seeds",
                 )
-                if {"method", "model", "dataset"} <= set(runs.columns)
+                if {"method", "model", "dataset"} <= set(raw_runs.columns)
                 else "",
                 "runs",
             ),
-            _section("Table 1", _attempt(lambda: _table1(runs, metric, by, tasks, base), "Table 1"), "table1"),
+            _section("Table 1", _attempt(lambda: _table1(raw_runs, metric_raw, by, tasks, base), "Table 1"), "table1"),
             _section(
                 "Pairwise comparisons per task",
-                _attempt(lambda: _comparisons(runs, metric, by, tasks, correction, n_resamples), "comparisons"),
+                _attempt(lambda: _comparisons(runs, metric, unit, by, tasks, correction, n_resamples), "comparisons"),
                 "comparisons",
             ),
-            _section("Across-seed variance", _variance(runs, metric, by, tasks, base, correction), "variance"),
-            _section("Across tasks", _attempt(lambda: _across_tasks(runs, metric, by, tasks, Path(tmp)), "across-task statistics"), "tasks"),
+            _section("Across-seed variance", _variance(runs, metric, unit, by, tasks, base, correction), "variance"),
+            _section("Across tasks", _attempt(lambda: _across_tasks(runs, metric, unit, by, tasks, Path(tmp)), "across-task statistics"), "tasks"),
+            _section("Time to target", _attempt(lambda: _time_to_target(timing, tasks, time, Path(tmp)), "time to target"), "time"),
             _section("Distributions", _attempt(lambda: _distribution_plot(runs, metric, by, tasks, Path(tmp)), "distribution plot"), "plots"),
         ]
     sections.append(_section("Provenance", _provenance(runs, by, tasks, store_dir, argv), "provenance"))
@@ -259,40 +273,53 @@ def build_report(
 
 
 def _table1(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: Any) -> str:
+    """Table 1 from the stored values (table1 scales them itself, so its ratios are scale-free)."""
     from seedbench.analysis.tables import table1
+    from seedbench.analysis.units import metric_label, scale_of
 
     if not tasks:
         return _note("Table 1 needs task columns (model, dataset)")
-    table = table1(runs, metric, base, rows=tasks, cols=by, scale=100.0)
+    table = table1(runs, metric, base, rows=tasks, cols=by, scale=scale_of(metric))
+    table.index.name = f"task: {metric_label(metric)}"
     return table_html(
-        table.reset_index(), f"{metric} (%): mean +- std over finished seeds, (ratio to {base}); [n diverged/failed] where runs did not finish"
+        table.reset_index(),
+        f"{metric_label(metric)}: mean +- std over finished seeds, (ratio to the baseline {base}); [n diverged/failed] where runs did not finish",
     )
 
 
-def _comparisons(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], correction: str, n_resamples: int) -> str:
+def _comparisons(runs: pd.DataFrame, metric: str, unit: str | None, by: str, tasks: list[str], correction: str, n_resamples: int) -> str:
     from seedbench.analysis.stats.pairwise import compare
+    from seedbench.analysis.stats.runs import reference_last
     from seedbench.analysis.study.power import minimal_detectable
-    from seedbench.analysis.tables import COMPARE_SHOWN
+    from seedbench.analysis.tables import COMPARE_METRIC_COLUMNS, COMPARE_SHOWN
+    from seedbench.analysis.units import name_units
 
-    result = compare(runs, metric, by, within=tasks, correction=correction, n_resamples=n_resamples)
+    order = reference_last(list(pd.unique(runs[by].astype(object))))
+    result = compare(runs, metric, by, within=tasks, correction=correction, n_resamples=n_resamples, order=order)
     result["mde"] = minimal_detectable(result)
+    empty = (result["n_a"] == 0) | (result["n_b"] == 0)
+    result = result[~empty]
     cols = [*tasks, *(c for c in COMPARE_SHOWN if c not in ("wilcoxon_p_adj", "tost_p_adj", "equivalent"))]
     caption = (
-        f"every pair of arms per task; differences A - B with the Welch 95% interval; *_p_adj corrected with {correction} "
-        f"across all {len(result)} rows (each test its own family); mde = smallest difference detectable with 80% power at alpha 0.05 "
-        f"at these n; p_a_gt_b = P(a random seed of A beats one of B)"
+        f"every pair of arms per task, the reference method as B where it ran; differences A - B in {metric} with the Welch 95% interval; "
+        f"*_p_adj corrected with {correction} across all {len(result)} rows (each test its own family); mde = smallest difference "
+        f"detectable with 80% power at alpha 0.05 at these n; p_a_gt_b = P(a random seed of A beats one of B)"
     )
-    return table_html(result[[c for c in cols if c in result.columns]], caption)
+    if empty.any():
+        caption += f"; {int(empty.sum())} pair(s) with an arm without finished runs left out (see Runs)"
+    shown = name_units(result[[c for c in cols if c in result.columns]], COMPARE_METRIC_COLUMNS, unit)
+    return table_html(shown, caption)
 
 
-def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: Any, correction: str) -> str:
+def _variance(runs: pd.DataFrame, metric: str, unit: str | None, by: str, tasks: list[str], base: Any, correction: str) -> str:
     from seedbench.analysis.stats.spread import variance_study
     from seedbench.analysis.study.variance import decompose
+    from seedbench.analysis.units import name_units
 
     study = variance_study(runs, metric, by, tasks, baseline=base, correction=correction)
     parts = [
         table_html(
-            study,
+            name_units(study, ("mean", "std", "min", "max"), unit),
             f"per arm: spread over finished seeds; Brown-Forsythe test against the baseline arm {base}, "
             f"{correction}-corrected across rows (bf_p_adj)",
         )
@@ -302,7 +329,7 @@ def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: 
     except SeedbenchError as exc:
         parts.append(_note(f"No variance decomposition: {exc}"))
         return "".join(parts)
-    comp = result.components.drop(columns=["ci_method"])
+    comp = _squared_units(result.components.drop(columns=["ci_method"]), unit)
     parts.append("<h3>Variance decomposition (crossed seed design)</h3>")
     parts.append(
         table_html(
@@ -314,7 +341,7 @@ def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: 
     if not result.comparisons.empty:
         parts.append(
             table_html(
-                result.comparisons.drop(columns=["ci_method"]),
+                _squared_units(result.comparisons.drop(columns=["ci_method"]), unit),
                 "each arm against the baseline arm: difference of "
                 "variance components and ratio of standard deviations, 95% generalized confidence intervals",
             )
@@ -325,14 +352,24 @@ def _variance(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: 
     return "".join(parts)
 
 
-def _across_tasks(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], tmp: Path) -> str:
+def _squared_units(frame: pd.DataFrame, unit: str | None) -> pd.DataFrame:
+    """Variance-component columns: standard deviations in the metric's unit, variances in its square."""
+    from seedbench.analysis.units import name_units
+
+    stds = [c for c in frame.columns if str(c).startswith("std") and not str(c).startswith("std_ratio")]
+    variances = [c for c in frame.columns if str(c).startswith(("var", "ci_", "mean_square"))]
+    return name_units(name_units(frame, stds, unit), variances, f"{unit}^2" if unit else None)
+
+
+def _across_tasks(runs: pd.DataFrame, metric: str, unit: str | None, by: str, tasks: list[str], tmp: Path) -> str:
     from seedbench.analysis.plots import plot_cd, plot_profile
     from seedbench.analysis.stats.aggregate import aggregate_scores, probability_of_improvement
     from seedbench.analysis.stats.ranks import friedman_nemenyi
+    from seedbench.analysis.units import name_units
 
     parts = [
         table_html(
-            aggregate_scores(runs, metric, by, tasks),
+            name_units(aggregate_scores(runs, metric, by, tasks), ("iqm", "iqm_ci_low", "iqm_ci_high", "mean", "mean_ci_low", "mean_ci_high"), unit),
             "IQM and mean over all runs of all tasks, 95% stratified-bootstrap intervals (runs resampled within each task)",
         )
     ]
@@ -369,11 +406,43 @@ def _across_tasks(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], tm
     return "".join(parts)
 
 
+def _time_to_target(timing: pd.DataFrame | None, tasks: list[str], measure: str, tmp: Path) -> str:
+    """The time-to-target table per arm and task, the ratio table and the AlgoPerf-style profile."""
+    if timing is None:
+        return _note("no target given: `seedbench report --html FILE --target 90` adds the time to 90% validation accuracy per arm")
+    from seedbench.analysis.plots import plot_time_profile
+    from seedbench.analysis.stats.time_to_target import time_ratios
+    from seedbench.analysis.tables import time_to_target_table
+    from seedbench.analysis.units import metric_label
+
+    by = timing.attrs["by"]
+    parts = [
+        table_html(
+            time_to_target_table(timing),
+            f"{timing.attrs['title']}. reached = runs that got there / finished and diverged runs; epoch, step (optimizer updates) and "
+            "seconds (wall clock, summed over epochs) as median [interval]; CI = the interval's coverage (95% from 6 runs; [min, max] below)",
+        )
+    ]
+    ratios = time_ratios(timing, by, tasks, measure=measure)
+    parts.append(
+        table_html(
+            ratios.drop(columns=["ran"]).rename(columns={"time": f"median {measure}", "best": f"best arm's {measure}"}),
+            f"per workload: each arm's median {measure} to target, the best arm's, and their ratio (inf: never reached, or not run)",
+        )
+    )
+    target = f"{metric_label(timing.attrs['metric'])} >= {timing.attrs['target']:g}"
+    path = plot_time_profile(ratios, by, tmp / "time-profile.png", target=target, measure=measure)
+    parts.append(
+        image_html(path, f"performance profile of time to target: fraction of workloads on which an arm's median {measure} is within tau x the best")
+    )
+    return "".join(parts)
+
+
 def _distribution_plot(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], tmp: Path) -> str:
     from seedbench.analysis.plots import plot_distribution
 
     path = plot_distribution(runs, metric, by, "box", tmp / "box.png", within=tasks)
-    return image_html(path, f"{metric} per seed, by {by}, one panel per task; every seed is a point")
+    return image_html(path, f"{metric} per seed, by {by}, one panel per task; every seed is a point; an arm appears where it ran")
 
 
 def _provenance(runs: pd.DataFrame, by: str, tasks: list[str], store_dir: Path | None, argv: Sequence[str] | None) -> str:
@@ -408,7 +477,10 @@ def _provenance(runs: pd.DataFrame, by: str, tasks: list[str], store_dir: Path |
 
 METHODS_HTML = """
 <ul>
-<li><b>Runs counted.</b> Only finished runs contribute numbers; failed, diverged and unfinished runs are counted next to every n.</li>
+<li><b>Runs counted.</b> Only finished runs contribute numbers; failed, diverged and unfinished runs are counted next to every n.
+Time to target is the exception: a diverged run is an outcome there (it reached the target first or never did).</li>
+<li><b>Units.</b> Accuracies are in percent everywhere in this report (tables, comparisons, intervals, mde, plots), the unit named
+in each header; variances of an accuracy are in %^2. Losses are shown as stored.</li>
 <li><b>Comparisons.</b> Welch t-test and interval, Mann-Whitney U with P(A&gt;B), Brown-Forsythe test of spread, Hedges' g, paired t
 on shared seeds; every p-value column corrected with <code>{correction}</code> across all rows of its table (statsmodels
 multipletests). Bootstrap intervals use {n_resamples} seeded resamples.</li>
@@ -419,6 +491,10 @@ and augmentation seeds; components from expected mean squares; modified large-sa
 Burdick &amp; Graybill 1992); arm-vs-baseline changes by generalized pivotal quantities (Weerahandi 1993).</li>
 <li><b>Across tasks</b> (Agarwal et al. 2021): IQM and mean with stratified bootstrap intervals, probability of improvement,
 performance profiles. Ranks: Friedman test and Nemenyi critical difference (Demsar 2006).</li>
+<li><b>Time to target</b> (AlgoPerf; Dahl et al. 2023): per run the first epoch whose validation accuracy is at or above the target, with the
+optimizer updates and the wall-clock seconds summed up to it; runs that never reach it are censored as never and counted. Median over
+seeds with the distribution-free order-statistic interval (scipy quantile_test); performance profiles (Dolan &amp; More 2002): the fraction
+of workloads on which an arm's median time is within tau times the best arm's.</li>
 <li><b>Seeds needed</b> (Colas et al. 2018): see <code>seedbench power</code>; group-sequential stopping with Lan-DeMets alpha
 spending (Lan &amp; DeMets 1983; Jennison &amp; Turnbull 2000); equivalence by TOST (Schuirmann 1987).</li>
 </ul>

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from scipy import stats
 
 from seedbench.analysis.stats.intervals import CONFIDENCE
@@ -81,6 +82,11 @@ def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, fl
 def _draw_distribution(ax: Axes, kind: str, arms: list[Any], splits: dict[Any, StatusSplit], metric: str, by: str, rng: np.random.Generator) -> None:
     positions = list(range(1, len(arms) + 1))
     data = [splits[a].values for a in arms]
+    if not arms:
+        ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_ylabel(metric)
+        return
     if kind == "ecdf":
         for arm, values in zip(arms, data):
             if len(values):
@@ -143,17 +149,26 @@ def plot_distribution(
     output_format(out_path)
     within = [within] if isinstance(within, str) else list(within)
     require_columns(df, [metric, by, *within])
-    arms = arm_order(df, by, order)
     groups = list(iter_groups(df, within))
     fig, axes = _facets(len(groups), title or f"{metric} across seeds by {by} ({kind})")
     rng = np.random.default_rng(seed)
     for ax, (key, group) in zip(axes, groups):
+        # each panel shows the arms that ran there: an arm absent from a task is no empty slot
+        arms = arm_order(group, by, order)
         splits = {a: split_by_status(select_arm(group, by, a), metric, status_col) for a in arms}
-        _draw_distribution(ax, kind, arms, splits, metric, by, rng)
-        if key:
-            ax.set_title(_facet_title(key), fontsize="medium")
+        drawn = [a for a in arms if len(splits[a].values)]
+        _draw_distribution(ax, kind, drawn, splits, metric, by, rng)
+        ax.set_title(_panel_title(key, [_arm_label(a, splits[a], inline=True) for a in arms if a not in drawn]), fontsize="medium")
         ax.grid(alpha=0.3)
     return _save(fig, out_path)
+
+
+def _panel_title(key: dict[str, Any], not_drawn: Sequence[str]) -> str:
+    """The panel's task, and the arms that ran there but have nothing to draw (named, not hidden)."""
+    lines = [_facet_title(key)] if key else []
+    if not_drawn:
+        lines.append("no finished runs: " + "; ".join(not_drawn))
+    return "\n".join(lines)
 
 
 def _curve(group: pd.DataFrame, metric: str, epoch_col: str, confidence: float) -> pd.DataFrame:
@@ -168,8 +183,6 @@ def _curve(group: pd.DataFrame, metric: str, epoch_col: str, confidence: float) 
 
 
 def _curve_label(arm: Any, curve: pd.DataFrame) -> str:
-    if curve.empty:
-        return f"{arm} (n=0)"
     first, last = int(curve["n"].iloc[0]), int(curve["n"].iloc[-1])
     return f"{arm} (n={first})" if first == last else f"{arm} (n={first}->{last})"
 
@@ -202,7 +215,9 @@ def plot_curves(
     for ax, (key, group) in zip(axes, groups):
         for i, arm in enumerate(arms):
             curve = _curve(select_arm(group, by, arm), metric, epoch_col, confidence)
-            color = f"C{i % 10}"
+            if curve.empty:  # the arm did not run in this panel's task: no "n=0" line
+                continue
+            color = f"C{i % 10}"  # by the arm's place among all arms, so an arm keeps its colour across panels
             ax.plot(curve["epoch"], curve["mean"], color=color, marker="o", ms=3, label=_curve_label(arm, curve))
             band = curve.dropna(subset=["low", "high"])
             if not band.empty:
@@ -249,6 +264,47 @@ def plot_profile(
     ax.set_ylabel(f"fraction of runs with {metric} > tau")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize="small", title=by)
+    ax.grid(alpha=0.3)
+    return _save(fig, out_path)
+
+
+def plot_time_profile(
+    ratios: pd.DataFrame,
+    by: str,
+    out_path: str | Path,
+    *,
+    target: str,
+    measure: str = "seconds",
+    title: str | None = None,
+) -> Path:
+    """AlgoPerf-style performance profile of time to target: per arm, the fraction of workloads solved within tau x the best.
+
+    `ratios` is a stats.time_to_target.time_ratios() frame. Curves are exact step functions; an arm
+    that never reached the target on a workload (or did not run it) never counts for it, so a
+    curve that stays below 1 at the right edge says on how many workloads the arm fell short.
+    """
+    from seedbench.analysis.stats.time_to_target import time_profile
+
+    output_format(out_path)
+    profile = time_profile(ratios, by)
+    workloads = ratios.attrs.get("workloads") or []
+    n_workloads = len(ratios.drop_duplicates(workloads)) if workloads else 1
+    fig = Figure(figsize=(7.2, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    fig.suptitle(title or f"time to {target}: performance profile\nover {n_workloads} workload(s), median {measure} per arm and workload")
+    top = float(profile["tau"].max()) if len(profile) else 2.0
+    for i, (arm, curve) in enumerate(profile.groupby(by, sort=True)):
+        solved = int(np.isfinite(ratios.loc[ratios[by] == arm, "ratio"].to_numpy(dtype=float)).sum())
+        ax.step(curve["tau"], curve["fraction"], where="post", color=f"C{i % 10}", lw=2, label=f"{arm} (reached on {solved} of {n_workloads})")
+    if top > 8:  # ratios are multiplicative: 2x and 8x slower sit evenly on a log axis, labelled as plain numbers
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_xlim(1.0, top)
+    ax.set_xlabel(f"tau: {measure} to target within tau x the best arm's")
+    ax.set_ylabel("fraction of workloads")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize="small", title=by, loc="lower right")
     ax.grid(alpha=0.3)
     return _save(fig, out_path)
 

@@ -17,6 +17,7 @@ import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("terminal", "markdown", "csv", "json", "latex")
 # How the paper writes dataset names in row labels ("FC-MNIST", "CNN-CIFAR10").
@@ -36,6 +37,12 @@ COMPARE_SHOWN = (
     "arm_a", "arm_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "diff_ci_low", "diff_ci_high", "mde", "welch_p_adj", "mwu_p_adj",
     "p_a_gt_b", "std_ratio", "bf_p_adj", "hedges_g", "paired_n", "paired_t_p_adj", "wilcoxon_p_adj", "tost_p_adj", "equivalent",
 )  # fmt: skip
+# the columns of compare() (with mde and TOST) that hold the metric's own units: renamed "diff (%)" for accuracies
+COMPARE_METRIC_COLUMNS = (
+    "mean_a", "mean_b", "std_a", "std_b", "diff", "diff_ci_low", "diff_ci_high", "diff_boot_ci_low", "diff_boot_ci_high",
+    "paired_diff", "paired_diff_ci_low", "paired_diff_ci_high", "mde", "margin", "diff_ci90_low", "diff_ci90_high",
+)  # fmt: skip
+COMPACT_WIDTH = 120  # the terminal width `seedbench compare` fits by default
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,6 +196,107 @@ def variance_table(vs: pd.DataFrame, *, by: str | None = None, digits: int = 2, 
 
 
 # --------------------------------------------------------------------------------------------
+# compare at a glance
+
+
+def _num(x: Any, digits: int = 2, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return EMPTY
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def _p(x: Any) -> str:
+    return EMPTY if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
+
+
+def compare_view(result: pd.DataFrame, within: Sequence[str] = ()) -> pd.DataFrame:
+    """The comparison a reader looks at first, in short columns that fit COMPACT_WIDTH with arm names folded.
+
+    Task as one label ("FC-DIGITS"), the two arms, their n, the difference with its Welch 95%
+    interval, the corrected Welch p-value (and, where seeds are shared, the corrected paired one)
+    and mde; with TOST its corrected p and verdict. The means, P(A>B), Hedges' g, the spread tests
+    and the raw p-values are in `--wide` (the means also in `seedbench report`). Units are named in
+    the headers from the frame's attrs.
+    """
+    unit = result.attrs.get("unit")
+
+    def head(name: str) -> str:
+        return f"{name} ({unit})" if unit else name
+
+    within = [c for c in within if c in result.columns]
+    out = pd.DataFrame(index=result.index)
+    if within:
+        out["task"] = [row_label(dict(zip(within, key))) for key in result[within].itertuples(index=False, name=None)]
+    out["A"] = result["arm_a"].astype(str)
+    out["B"] = result["arm_b"].astype(str)
+    out["n A/B"] = [f"{a}/{b}" for a, b in zip(result["n_a"], result["n_b"])]
+    out[head("A-B") + " [95% CI]"] = [
+        f"{_num(d, signed=True)} [{_num(lo)}, {_num(hi)}]" if not math.isnan(d) else EMPTY
+        for d, lo, hi in zip(result["diff"], result["diff_ci_low"], result["diff_ci_high"])
+    ]
+    out["p adj"] = [_p(x) for x in result["welch_p_adj"]]
+    if "paired_t_p_adj" in result.columns and (result.get("paired_n", pd.Series(dtype=float)).fillna(0) > 1).any():
+        out["paired p adj"] = [_p(x) for x in result["paired_t_p_adj"]]
+    if "mde" in result.columns:
+        out[head("mde")] = [_num(x) for x in result["mde"]]
+    if "tost_p_adj" in result.columns:
+        out["TOST p adj"] = [_p(x) for x in result["tost_p_adj"]]
+        out["equivalent"] = ["yes" if e is True else ("no" if e is False else EMPTY) for e in result["equivalent"]]
+    out = out.reset_index(drop=True)
+    out.attrs = {**{k: v for k, v in result.attrs.items() if k not in ("unit", "unit_columns")}, "wrap": ["A", "B"]}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# time to target
+
+
+def _time_text(value: float, measure: str) -> str:
+    if math.isnan(value):
+        return EMPTY
+    if math.isinf(value):
+        return "inf"
+    if measure == "seconds":
+        return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+    return f"{value:g}"
+
+
+def format_time(median: float, low: float, high: float, measure: str) -> str:
+    """ "4 [3, 6]": the median and its interval, "3.5 [2, inf]" when the interval is open above;
+    "never" where at least half of the runs never reached the target (and the interval's low end too)."""
+    if math.isinf(median) and (math.isnan(low) or math.isinf(low)):
+        return "never"
+    text = "never" if math.isinf(median) else _time_text(median, measure)
+    if math.isnan(low) or math.isnan(high):
+        return text
+    return f"{text} [{_time_text(low, measure)}, {_time_text(high, measure)}]"
+
+
+def time_to_target_table(tt: pd.DataFrame) -> pd.DataFrame:
+    """A time_to_target() frame as strings: who got to the target, on how many seeds, how fast.
+
+    "reached" reads "4/5 (80%)": runs that never reached the target are censored, counted in the
+    denominator and never dropped. Times are "median [interval]" with the interval's level in "CI".
+    """
+    by = tt.attrs["by"]
+    within = list(tt.attrs.get("within", []))
+    out = tt[[*within, by]].astype(str)
+    out["reached"] = [f"{r}/{n} ({100 * r / n:.0f}%)" if n else "0/0" for r, n in zip(tt["reached"], tt["n"])]
+    for measure in ("epoch", "step", "seconds"):
+        out[measure] = [
+            format_time(m, lo, hi, measure) for m, lo, hi in zip(tt[f"{measure}_median"], tt[f"{measure}_ci_low"], tt[f"{measure}_ci_high"])
+        ]
+    out["CI"] = [EMPTY if math.isnan(level) else f"{100 * level:.3g}%" for level in tt["ci_level"]]
+    notes = [
+        "; ".join(text for k, text in ((d, f"incl. {d} diverged"), (left, f"{left} failed/unfinished left out")) if k)
+        for d, left in zip(tt["n_diverged"], tt["n_left_out"])
+    ]
+    if any(notes):
+        out["notes"] = notes
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
 # renderers
 
 
@@ -225,17 +333,32 @@ def _text_rows(df: pd.DataFrame, float_format: str) -> tuple[list[str], list[lis
     return header, body, numeric
 
 
-def render_terminal(df: pd.DataFrame, *, title: str | None = None, console: Console | None = None, float_format: str = "{:.4g}") -> str:
-    """A rich Table; printed to `console` when one is given, and always returned as plain text."""
+def render_terminal(
+    df: pd.DataFrame,
+    *,
+    title: str | None = None,
+    console: Console | None = None,
+    float_format: str = "{:.4g}",
+    max_width: int | None = None,
+) -> str:
+    """A rich Table; printed to `console` when one is given, and always returned as plain text.
+
+    The text is as wide as the table needs, so nothing is cut; with `max_width` it is at most that
+    wide, the columns named in ``df.attrs["wrap"]`` (arm names) folding onto a second line.
+    """
     header, body, numeric = _text_rows(df, float_format)
-    table = Table(title=title, box=box.SIMPLE_HEAVY)
+    wrap = set(df.attrs.get("wrap", ())) if max_width else set()
+    # Text, not markup: "[2, inf]" in a cell or "[95% CI]" in a title is text to show, not a rich style tag
+    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAVY, collapse_padding=bool(max_width))
     for name, is_num in zip(header, numeric):
-        table.add_column(name, justify="right" if is_num else "left", no_wrap=True)
+        table.add_column(Text(name), justify="right" if is_num else "left", no_wrap=name not in wrap, overflow="fold")
     for row in body:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     if console is not None:
         console.print(table)
     width = max(80, sum(max([len(h), *(len(r[i]) for r in body)]) + 3 for i, h in enumerate(header)) + 4)
+    if max_width:
+        width = min(width, max_width)
     text_console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     text_console.print(table)
     return text_console.file.getvalue()
@@ -304,14 +427,20 @@ def render(
     title: str | None = None,
     console: Console | None = None,
     float_format: str = "{:.4g}",
+    max_width: int | None = None,
 ) -> str:
     """Any result frame as text in one of FORMATS (terminal, markdown, csv, json, latex).
 
     Human formats round floats with `float_format` (4 significant digits keeps small p-values
-    readable); csv and json keep full precision for further analysis.
+    readable); csv and json keep full precision for further analysis. Columns in a metric's units
+    (``df.attrs["unit_columns"]``) are headed with the unit in every format: "diff (%)".
+    `max_width` caps the terminal text (render_terminal).
     """
+    from seedbench.analysis.units import name_units
+
+    df = name_units(df, df.attrs.get("unit_columns", ()), df.attrs.get("unit"))
     if fmt == "terminal":
-        return render_terminal(df, title=title, console=console, float_format=float_format)
+        return render_terminal(df, title=title, console=console, float_format=float_format, max_width=max_width)
     if fmt == "markdown":
         return render_markdown(df, title=title, float_format=float_format)
     if fmt == "csv":

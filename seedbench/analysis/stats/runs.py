@@ -90,3 +90,34 @@ def arm_order(group: pd.DataFrame, by: str, order: Sequence[Any] | None) -> list
     present = sorted(pd.unique(group[by].astype(object)), key=str)
     listed = [a for a in (order or []) if a in present]
     return listed + [a for a in present if a not in listed]
+
+
+def reference_arm(arms: Sequence[Any]) -> str | None:
+    """The arm of the reference method (`Method.reference`, e.g. SGD) when it is among `arms`.
+
+    The method registry says which methods are references; an arm is theirs when its label is the
+    method's name, i.e. the method at its defaults ("sgd", not "sgd init=orthogonal +rewire").
+    """
+    from seedbench.registry import get_method, method_names
+
+    present = {str(a) for a in arms}
+    for name in method_names(aliases=False):
+        if get_method(name).reference and name in present:
+            return name
+    return None
+
+
+def default_baseline(arms: Sequence[Any], baseline: Any | None = None) -> Any | None:
+    """The arm others are measured against: `baseline` when named, else the reference method's arm,
+    else the first arm by name (a study without the reference still gets one)."""
+    if baseline is not None:
+        return baseline
+    ordered = sorted(arms, key=str)
+    return reference_arm(ordered) or (ordered[0] if ordered else None)
+
+
+def reference_last(arms: Sequence[Any]) -> list[Any]:
+    """Arms by name with the reference's last: in pairwise tables it is arm B, so diff = arm - reference."""
+    ordered = sorted(arms, key=str)
+    reference = reference_arm(ordered)
+    return [a for a in ordered if a != reference] + ([reference] if reference is not None else [])
