@@ -78,3 +78,6 @@ def scratch_project(tmp_path: Path) -> Path:
 # The session's one local Ray cluster, shared by every module that asks for `ray_cluster` (a fixture
 # imported into two test modules would start two clusters in one process).
 from tests.ray_fixtures import ray_cluster  # noqa: E402,F401
+
+# The session's one local Slurm (cluster/slurm/up.sh), for the Slurm engine's tests; they skip where it cannot run.
+from tests.slurm_fixtures import slurm_cluster  # noqa: E402,F401

@@ -9,7 +9,7 @@ export SLURM_CONF=$dir/slurm.conf
 
 if [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
   scancel --user="$(id -un)" >/dev/null 2>&1 || true
-  for _ in $(seq 1 50); do # running jobs get SIGTERM, then SIGKILL after KillWait (5 s)
+  for _ in $(seq 1 50); do # running jobs get SIGTERM, then SIGKILL after KillWait (1 s)
     [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
     sleep 0.2
   done

@@ -287,6 +287,11 @@ def _gpu_count(gres: str) -> int:
 
 def cluster_info() -> ClusterInfo:
     """Partitions (nodes, time limits, the largest node) and MaxArraySize, from sinfo and scontrol."""
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not os.path.isfile(conf):  # Slurm's clients would retry reading it for a minute
+        local = local_conf()
+        hint = f"export SLURM_CONF={local} (the local Slurm of `make slurm-up`)" if local else "point it at the cluster's slurm.conf, or unset it"
+        raise ConfigError(f"--engine slurm: SLURM_CONF={conf} does not exist; {hint}")
     result = run_client(["sinfo", "--noheader", "--format=%P|%D|%l|%L|%c|%m|%G"])
     if result.returncode != 0:
         raise unreachable(result)
@@ -324,7 +329,7 @@ def check_options(groups: Mapping[SlurmOptions, list[str]], info: ClusterInfo) -
         if options.partition and options.partition not in info.partitions:
             close = difflib.get_close_matches(options.partition, info.partitions, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"--slurm partition={options.partition}: Slurm has no such partition{hint}; partitions: {names}")
+            raise ConfigError(f"{who}: partition={options.partition}: Slurm has no such partition{hint}; partitions: {names}")
         part = info.partition(options.partition)
         if part is None:
             raise ConfigError(f"--engine slurm: the cluster has no default partition; give --slurm partition=NAME (partitions: {names})")
