@@ -69,6 +69,8 @@ class MethodComponent(Interface):
     Config: ClassVar[type[TrialConfig]] = TrialConfig
 
     def __getattr__(self, name: str) -> Any:
+        """`version_<preset>`, which machinable calls for `~preset`: served from the method's presets and
+        machinable.yaml as they are now (each has one home), instead of copied into methods here."""
         if name.startswith("version_") and type(self).method_name:
             patch = preset_patch(type(self).method_name, name[len("version_") :])
             if patch is not None:
