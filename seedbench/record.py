@@ -70,11 +70,21 @@ class RunRecord(BaseModel):
     prepare: dict[str, Any] | None = None  # the method's model hook summary (e.g. Sup-Walsh pretraining)
     pack_size: int | None = None  # provenance of packed training, not identity
     pack_id: str | None = None
+    # the code that made it (seedbench/provenance.py; docs/store.md, "Code versions"): not identity,
+    # but a finished cell whose method's code_sha256 is not today's is stale, never silently reused
+    code_sha256: str | None = None  # a hash of the method's own source: code_files, hashed as one
+    code_files: list[dict[str, str]] | None = None  # every file of that source: {"path", "sha256"}
+    code_driver_sha256: str | None = None  # set only where the worker's code differed from the driver's
+    git_commit: str | None = None  # the library checkout's commit, when run from one
+    git_diff_sha256: str | None = None  # a hash of its uncommitted changes (None: clean)
+    numpy: str | None = None
+    tensorflow: str | None = None  # TensorFlow's version, for a cell trained with it
+    device_name: str | None = None  # the GPU's or the CPU's model
 
 
 # Keys of the record that the `runs` view shows at top level; a config key of the same name is
 # shown as config_<key>. Containers (config, seeds, placement, ...) are not columns of their own.
-_CONTAINERS = {"config", "seeds", "placement", "plugins", "prepare"}
+_CONTAINERS = {"config", "seeds", "placement", "plugins", "prepare", "code_files"}
 TOP_LEVEL_KEYS: tuple[str, ...] = tuple(k for k in RunRecord.model_fields if k not in _CONTAINERS) + ("seeds",)
 
 

@@ -31,7 +31,9 @@ EPILOG_SWEEP = """examples:
   seedbench sweep experiments/quickstart.yaml --engine slurm --slurm partition=gpu --slurm time=60 --detach
 
 Finished cells are reused (content-addressed identity); cells that failed before are skipped unless
---retry-failed is given. Exit status: 0 all cells done, 1 some cells failed, 2 bad input."""
+--retry-failed is given. A finished cell whose method's code changed since stops the sweep before
+anything runs, until --rerun-stale or --keep-stale says what to do with it.
+Exit status: 0 all cells done, 1 some cells failed, 2 bad input or stale cells."""
 
 
 def _console() -> Console:
@@ -134,6 +136,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             argv=sys.argv[1:],
             slurm=slurm_flags(args),
             detach=args.detach,
+            rerun_stale=args.rerun_stale,
+            keep_stale=args.keep_stale,
         )
 
     if args.until_decided:
@@ -160,7 +164,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         from seedbench.sweep.run import dry_run
 
-        plan = dry_run(spec, retry_failed=args.retry_failed, resources=args.resources)
+        plan = dry_run(spec, retry_failed=args.retry_failed, resources=args.resources, rerun_stale=args.rerun_stale, keep_stale=args.keep_stale)
         console.print(plan.describe())
         return 0
     summary = run(spec)
@@ -172,6 +176,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         + f"), reused {summary.reused}, failed {len(summary.failed)}"
         + (f", collected {summary.slurm['adopted']} from jobs of an earlier submission" if summary.slurm and summary.slurm["adopted"] else "")
         + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
+        + _stale_note(summary)
         + (f", in {len(summary.packs)} packs of {min(summary.packs)}-{max(summary.packs)} seeds" if summary.packs else "")
         + f" in {summary.seconds:.1f} s on the {summary.engine} engine  [dim]store: {summary.store}[/]"
     )
@@ -182,6 +187,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for label in summary.skipped_failed:
         console.print(f"[yellow]failed earlier[/] {escape(label)} (rerun with --retry-failed)")
     return 0 if summary.ok else 1
+
+
+def _stale_note(summary: SweepSummary) -> str:
+    """What became of finished cells made by other code (--rerun-stale / --keep-stale), for the summary line."""
+    if not summary.stale:
+        return ""
+    cells = sum(g.cells for g in summary.stale)
+    how = "trained again" if summary.stale_policy == "rerun" else "kept, counted as reused"
+    return f" ({cells} stale from other code {how}: {', '.join(g.method for g in summary.stale)})"
 
 
 def _print_detached(console: Console, summary: SweepSummary) -> int:
@@ -227,6 +241,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "updated_at": s.updated_at,
                 "cells": s.total,
                 **s.counts,
+                "stale": sum(g["cells"] for g in s.stale.values()),  # finished, by code that has changed since
+                "stale_methods": s.stale,
                 **({"not_finished": [c for c in s.cells if c["state"] != "finished"]} if args.cells else {}),
             }
             for s in sweeps
@@ -258,6 +274,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    for s in sweeps:  # finished cells made by code that has changed since: counted finished, named here
+        for method, group in s.stale.items():
+            console.print(
+                f"{s.id[:8]} [magenta]stale[/] {escape(method)}: {group['cells']} finished cells, {escape('; '.join(group['reasons']))}; "
+                "the next sweep stops on them: --rerun-stale redoes them, --keep-stale keeps them",
+                highlight=False,
+                soft_wrap=True,
+            )
     if args.cells:
         for s in sweeps:
             for c in s.cells:
@@ -341,6 +365,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--store", help="results store directory (default: ./storage in the project)")
     p.add_argument("--data-dir", help="directory holding mnist/, fmnist/, cifar10/ (default: $SEEDBENCH_DATA)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells that failed in an earlier sweep")
+    p.add_argument(
+        "--rerun-stale", action="store_true", help="train again the finished cells whose method's code changed since (docs/store.md, 'Code versions')"
+    )
+    p.add_argument(
+        "--keep-stale", action="store_true", help="reuse those cells as they are, and remember that choice for this code (e.g. after a cosmetic edit)"
+    )
     p.add_argument(
         "--engine",
         choices=["local", "ray", "slurm"],

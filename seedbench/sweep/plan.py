@@ -18,7 +18,7 @@ from typing import Any
 from seedbench.config import Placement, TrialConfig, split_placement
 from seedbench.errors import ConfigError, SeedbenchError, StoreError
 from seedbench.methods.base import Method
-from seedbench.record import CACHED_MARKER, is_complete, read_record_dict
+from seedbench.record import CACHED_MARKER, CorruptRecord, read_record, read_record_dict
 from seedbench.sweep.fit import check_fit
 from seedbench.sweep.grid import Cell, finite
 
@@ -56,10 +56,12 @@ class ResolvedCell:
 @dataclass
 class PlannedCell:
     resolved: ResolvedCell
-    state: str  # "finished" (reusable), "failed" (failed earlier), "pending"
+    state: str  # "finished" (reusable), "stale" (finished by other code), "failed" (failed earlier), "pending"
     path: Path | None = None  # the stored folder, when the cell has one
     record_id: str | None = None  # its index entry, when it has one
     _interface: Any = None  # machinable Interface, built only when the cell is prepared (driver only)
+    code: str | None = None  # a finished cell's code_sha256, as its record holds it
+    stale: str | None = None  # why a stale cell is stale (seedbench/sweep/runners/provenance.py)
 
     @property
     def cell(self) -> Cell:
@@ -320,24 +322,32 @@ def plan_cells(resolved: list[ResolvedCell], database: Path | None, repair: bool
     """Every cell looked up in the store at once (CellIndex).
 
     A cell counts as finished only with machinable's `cached` marker AND a record that parses and says
-    it ended; a truncated or corrupt run.json means the cell is redone, not reused. With repair=False
-    (a dry run) nothing is written: not the index, not a cell's folder.
+    it ended; a truncated or corrupt run.json means the cell is redone, not reused. A finished cell
+    whose method's code changed since is "stale" (StaleCheck; the sweep decides what to do with it).
+    With repair=False (a dry run) nothing is written: not the index, not a cell's folder.
     """
+    from seedbench.sweep.runners.provenance import StaleCheck
+
     if not resolved:
         return []
     index = CellIndex(resolved, database, store)
+    check = StaleCheck(store if store is not None else Path(database).parent if database is not None else None)
     planned = []
     for r in resolved:
         entry = index.entry(r)
-        planned.append(PlannedCell(r, "pending") if entry is None else _stored_state(r, entry[0], entry[1], repair))
+        planned.append(PlannedCell(r, "pending") if entry is None else check.judge(_stored_state(r, entry[0], entry[1], repair)))
     return planned
 
 
 def _stored_state(resolved: ResolvedCell, record_id: str, directory: Path, repair: bool) -> PlannedCell:
     """The state of a cell that has an index row: finished, failed, pending (unfinished), or broken."""
     if (directory / CACHED_MARKER).exists():
-        if is_complete(directory):
-            return PlannedCell(resolved, "finished", directory, record_id)
+        try:
+            record = read_record(directory)
+        except CorruptRecord:
+            record = None
+        if record is not None and record.status in ("finished", "diverged"):
+            return PlannedCell(resolved, "finished", directory, record_id, code=record.code_sha256)
         if repair:  # machinable marked it done, but its record is truncated or corrupt: redo it
             (directory / CACHED_MARKER).unlink(missing_ok=True)
     if not (directory / "model.json").exists():

@@ -15,6 +15,7 @@ trained, reused, diverged or failed, and names the failed cells (their traceback
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class SweepSummary:
     packs: list[int] = field(default_factory=list)  # the size of every pack submitted
     folders: dict[str, Path | None] = field(default_factory=dict)  # cell label -> its folder in the store
     slurm: dict[str, Any] | None = None  # the Slurm engine's submissions: arrays, cells, already queued, detached
+    stale: list[Any] = field(default_factory=list)  # StaleGroup per method whose finished cells other code made
+    stale_policy: str | None = None  # what was done with them: "rerun" (trained again) or "keep" (reused)
 
     @property
     def ok(self) -> bool:
@@ -236,17 +239,23 @@ def run_sweep(
     pack: int | str | None = None,
     slurm: list[str] | dict | None = None,
     detach: bool = False,
+    rerun_stale: bool = False,
+    keep_stale: bool = False,
 ) -> SweepSummary:
     """Plan, prepare and execute `spec` on the local, Ray or Slurm engine; see the module docstring.
 
     `slurm`: `--slurm key=value` pairs (or a mapping) over the sweep YAML's `slurm:`; `detach`: on
     the Slurm engine, return once every pending cell is submitted (the same sweep run again collects).
+    Finished cells whose method's code changed since stop the sweep before anything runs, unless
+    `rerun_stale` (train them again) or `keep_stale` (reuse them) says otherwise (runners/provenance.py).
     """
     from seedbench.config import PLUGIN_ENV
+    from seedbench.provenance import PROVENANCE_ENV, sweep_provenance
     from seedbench.registry import load_plugins, plugins_to_env
     from seedbench.sweep.plan import plan_cells, resolve_grid
     from seedbench.sweep.runners.dispatch import begin_sweep, forwarded_env, prepare_cell
     from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
+    from seedbench.sweep.runners.provenance import check_policy, settle_stale
     from seedbench.sweep.runners.resources import check_local, check_local_devices, parse_resources, request_for
     from seedbench.sweep.runners.store_context import check_store_writable, index_database, open_store, project_root, store_notes
     from seedbench.sweep.status import write_sweep
@@ -260,6 +269,7 @@ def run_sweep(
         raise ConfigError(f"{'--detach' if detach else '--slurm'} needs --engine slurm")
     override = parse_resources(resources if resources is not None else spec.resources)
     pack = check_pack(pack if pack is not None else spec.pack)
+    policy = check_policy(rerun_stale, keep_stale)
     console = console or Console(stderr=True)
     # Everything the user typed is checked here, before Ray starts or a folder exists: plugins, every
     # cell's names and values, every dataset the grid needs, the resources, the store.
@@ -287,6 +297,9 @@ def run_sweep(
     check_store_writable(spec.store)
     validated = time.time() - mark
     env = {**forwarded_env(), **({PLUGIN_ENV: plugins_to_env(plugins)} if plugins else {})}
+    # the code of every method of the grid and the checkout, once per sweep; workers record and verify it
+    code = sweep_provenance(list({(r.method.name, r.config.framework): (r.method, r.config.framework) for r in resolved}.values()))
+    env[PROVENANCE_ENV] = json.dumps(code)
     started = time.time()
     summary = SweepSummary(store=Path(), total=len(cells), engine=engine)
     with open_store(spec.store) as directory, contextlib.ExitStack() as stack:
@@ -357,7 +370,9 @@ def run_sweep(
             folders: dict[str, Path | None] = {}
             todo = []
             held = getattr(runner, "planned", None)  # the Slurm engine: True for a cell a live job of an earlier run holds
-            for p in plan_cells(resolved, database, store=directory):
+            planned = plan_cells(resolved, database, store=directory)
+            summary.stale, summary.stale_policy = settle_stale(planned, policy, directory), policy  # or stop here, in one line
+            for p in planned:
                 folders[p.cell.label] = p.path
                 if held is not None and held(p):
                     continue
@@ -368,6 +383,7 @@ def run_sweep(
                     summary.skipped_failed.append(p.cell.label)
                 else:
                     todo.append(p)
+            del planned  # the feeder holds what is pending; the rest need not stay in memory
             summary.sweep_file = write_sweep(directory, cells, folders, engine, argv)
             summary.timings["plan"] = time.time() - mark
         progress.start(len(todo) + getattr(runner, "adopted_cells", 0))
@@ -430,31 +446,50 @@ class DryRun:
     packs: list[int] = field(default_factory=list)
     solo: int = 0
     seconds: float = 0.0
+    stale: list[Any] = field(default_factory=list)  # StaleGroup per method: finished cells made by other code
+    stale_policy: str | None = None  # "rerun" (counted new), "keep" (counted reused), None (the sweep would stop)
 
     def describe(self) -> str:
+        from seedbench.sweep.runners.provenance import FIX
+
         packs = f"{len(self.packs)} packs ({sum(self.packs)} cells) and {self.solo} solo cells" if self.packs else f"{self.solo} solo cells"
+        cells = sum(g.cells for g in self.stale)
+        what = {"rerun": "to redo (--rerun-stale)", "keep": "kept as reused (--keep-stale)"}.get(self.stale_policy or "", "the sweep stops on them")
+        stale = f", {cells} stale, {what}: {', '.join(g.describe() for g in self.stale)}" if self.stale else ""
         return (
             f"{self.total} cells: {self.new} new, {self.reused} finished (reused), {self.failed_before} failed before"
             + (f" ({self.retried} to retry)" if self.retried else " (skipped; --retry-failed reruns them)" if self.failed_before else "")
-            + f"; would run {packs}; planned in {self.seconds:.1f} s, nothing run or written"
+            + stale
+            + f"; would run {packs}"
+            + (f" ({FIX})" if self.stale and self.stale_policy is None else "")
+            + f"; planned in {self.seconds:.1f} s, nothing run or written"
         )
 
 
-def dry_run(spec: SweepSpec, retry_failed: bool = False, resources: str | dict | None = None, pack: int | str | None = None) -> DryRun:
-    """Validate the grid and look every cell up in the store; run and write nothing."""
+def dry_run(
+    spec: SweepSpec,
+    retry_failed: bool = False,
+    resources: str | dict | None = None,
+    pack: int | str | None = None,
+    rerun_stale: bool = False,
+    keep_stale: bool = False,
+) -> DryRun:
+    """Validate the grid and look every cell up in the store; run and write nothing (stale cells are counted, not settled)."""
     from seedbench.registry import load_plugins
     from seedbench.sweep.plan import PlannedCell, plan_cells, resolve_grid
     from seedbench.sweep.runners.locking import index_path
+    from seedbench.sweep.runners.provenance import check_policy, stale_groups
     from seedbench.sweep.runners.resources import parse_resources
     from seedbench.sweep.runners.store_context import index_database, open_project, project_root, store_dir
 
     started = time.time()
     parse_resources(resources if resources is not None else spec.resources)
     pack = check_pack(pack if pack is not None else spec.pack)
+    policy = check_policy(rerun_stale, keep_stale)
     load_plugins(spec.plugins)
     cells = spec.cells()
     resolved = resolve_grid(cells, {"data_dir": spec.data_dir} if spec.data_dir else {})
-    result = DryRun(total=len(cells))
+    result = DryRun(total=len(cells), stale_policy=policy)
     packer = Packer(None, pack, spec.engine or "local")
     packer.check(resolved)
     pending: dict[tuple, int] = {}
@@ -464,8 +499,12 @@ def dry_run(spec: SweepSpec, retry_failed: bool = False, resources: str | dict |
             planned = plan_cells(resolved, index_path(directory, index_database(spec.store), project_root()), repair=False, store=directory)
     else:
         planned = [PlannedCell(r, "pending") for r in resolved]
+    result.stale = stale_groups(planned)
     for p in planned:
         r, state = p.resolved, p.state
+        if state == "stale" and policy != "rerun":  # kept: reused; no policy: the sweep would stop on it
+            result.reused += policy == "keep"
+            continue
         if state == "finished":
             result.reused += 1
             continue

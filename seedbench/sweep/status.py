@@ -5,6 +5,10 @@ cell's folder (relative to the store). `seedbench status` reads these files and 
 it needs neither the index nor machinable, so it also works on a cluster node that only mounts the
 shared store. The id is a hash of the grid, so running the same grid again updates the same file.
 
+A finished cell whose method's code changed since it was made (its record's code files hash
+differently now; seedbench/sweep/runners/provenance.py) is still counted finished, and is also
+named as stale, per method with the files that changed: the next sweep stops on it.
+
 Sweeps on the Slurm engine also count cells `queued` (submitted, waiting in Slurm) and `preempted`
 (requeued after a preemption or time-out signal, waiting to restart), from the store's records of
 their arrays and from one squeue call; where Slurm cannot be asked (a machine without its clients),
@@ -80,6 +84,7 @@ class SweepStatus:
     summary: str
     counts: dict[str, int] = field(default_factory=dict)
     cells: list[dict[str, Any]] = field(default_factory=list)  # label, state, dir
+    stale: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> {"cells": n, "reasons": [...]}
 
     @property
     def total(self) -> int:
@@ -98,24 +103,65 @@ def _heartbeat_fresh(interface_dir: Path, window: float) -> bool:
 
 
 def cell_state(store: Path, rel_dir: str | None) -> str:
+    return cell_record_state(store, rel_dir)[0]
+
+
+def cell_record_state(store: Path, rel_dir: str | None) -> tuple[str, dict[str, Any]]:
+    """A cell's state, and the record it was judged from ({} where there is none)."""
     if not rel_dir:
-        return "pending"
+        return "pending", {}
     directory = Path(store) / rel_dir
     record = read_record(directory)
     status = record.get("status")
     if status in ("finished", "diverged"):
         # machinable marks the cell done only after the trial returned: a record that says finished
         # without that marker was cut off in between, and the next sweep redoes it (as plan.plan_cells does)
-        return status if (directory / CACHED_MARKER).exists() else "pending"
+        return (status if (directory / CACHED_MARKER).exists() else "pending"), record
     if status == "failed":
-        return status
+        return status, record
     if status == "running":
         uuid = _uuid_of(directory)
         if uuid and cell_lock_path(store, uuid).exists():  # trained by a seedbench engine: its lock is the truth
-            return "running" if cell_is_locked(store, uuid) else "pending"
+            return ("running" if cell_is_locked(store, uuid) else "pending"), record
         if _heartbeat_fresh(directory, _window()):  # else machinable's heartbeat (stale after ~90 s)
-            return "running"
-    return "pending"  # never started, or interrupted (rerun the sweep to redo it)
+            return "running", record
+    return "pending", record  # never started, or interrupted (rerun the sweep to redo it)
+
+
+class _Staleness:
+    """Judges finished records against their code files as they are now, without loading any method or plugin.
+
+    A record names the files of its method's code and their sha256 (seedbench/provenance.py): the
+    cell is stale when those files hash differently now, unless the store keeps that version
+    (`--keep-stale`). One judgement per (method, framework, code version).
+    """
+
+    def __init__(self, store: Path):
+        from seedbench.sweep.runners.provenance import read_kept
+
+        self.kept = read_kept(store)
+        self.memo: dict[tuple, str | None] = {}
+
+    def reason(self, record: dict[str, Any]) -> str | None:
+        from seedbench.provenance import current_files, files_from_record, version_of
+        from seedbench.sweep.runners.provenance import NO_VERSION, kept_versions, stale_reason
+
+        config = record.get("config") if isinstance(record.get("config"), dict) else {}
+        framework = record.get("framework") or config.get("framework") or "torch"
+        code = record.get("code_sha256") or NO_VERSION
+        key = (record.get("method"), framework, code)
+        if key not in self.memo:
+            then = files_from_record(record.get("code_files"))
+            name = f"{key[0]}/{framework}"
+            if not then:  # made before records carried a code version: stale unless such cells were kept
+                kept = any(k.get("from") in (None, NO_VERSION) and f"{k.get('method')}/{k.get('framework')}" == name for k in self.kept)
+                self.memo[key] = None if kept else stale_reason({}, {})
+            else:
+                now = current_files(then)
+                current = version_of(now)
+                fine = current == code or code in kept_versions(self.kept, name, current)
+                self.memo[key] = None if fine else stale_reason(then, now)
+        return self.memo[key]
 
 
 def _uuid_of(directory: Path) -> str | None:
@@ -162,9 +208,9 @@ def _slurm_holds(store: Path, warnings: list[str] | None) -> dict[str, str]:
     return holds
 
 
-def slurm_cell_state(store: Path, rel_dir: str | None, hold: str | None) -> str:
-    """A Slurm sweep's cell: what its folder says once decided, else what Slurm (or the store) says of its job."""
-    state = cell_state(store, rel_dir)
+def slurm_cell_state(store: Path, rel_dir: str | None, hold: str | None, state: str | None = None) -> str:
+    """A Slurm sweep's cell: what its folder says once decided (`state`, if already read), else what Slurm (or the store) says of its job."""
+    state = state if state is not None else cell_state(store, rel_dir)
     if state != "pending" or hold is None:
         return state
     if hold == "ended":  # its job ended without finishing it: the next run of the sweep records it failed
@@ -179,6 +225,7 @@ def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepSt
     """Every sweep recorded in `store`; a sweep file that cannot be read is named in `warnings` and skipped."""
     out = []
     holds: dict[str, str] | None = None
+    staleness = _Staleness(Path(store))
     for path in sorted((Path(store) / SWEEPS_DIR).glob("*.json")):
         try:
             data = json.loads(path.read_text())
@@ -193,18 +240,34 @@ def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepSt
             holds = _slurm_holds(Path(store), warnings)
         counts = dict.fromkeys(STATES + (SLURM_STATES if slurm else ()), 0)
         cells = []
+        stale: dict[str, dict[str, Any]] = {}
         for row in data.get("cells", []):
             rel = row.get("dir")
-            state = slurm_cell_state(Path(store), rel, (holds or {}).get(rel)) if slurm else cell_state(Path(store), rel)
+            state, record = cell_record_state(Path(store), rel)
+            state = slurm_cell_state(Path(store), rel, (holds or {}).get(rel), state) if slurm else state
             counts[state] += 1
             cells.append({"label": row.get("label"), "state": state, "dir": row.get("dir")})
+            why = staleness.reason(record) if state in ("finished", "diverged") else None
+            if why is not None:
+                group = stale.setdefault(str(record.get("method") or row.get("method")), {"cells": 0, "reasons": []})
+                group["cells"] += 1
+                group["reasons"] += [why] if why not in group["reasons"] else []
+                cells[-1]["stale"] = why
         summary = (
             f"{','.join(data.get('methods', []))} x {','.join(data.get('models', []))} x "
             f"{','.join(data.get('datasets', []))} x {len(data.get('seeds', []))} seeds"
         )
         out.append(
             SweepStatus(
-                data.get("id", path.stem), path, data.get("created_at", 0.0), data.get("updated_at", 0.0), data.get("engine"), summary, counts, cells
+                data.get("id", path.stem),
+                path,
+                data.get("created_at", 0.0),
+                data.get("updated_at", 0.0),
+                data.get("engine"),
+                summary,
+                counts,
+                cells,
+                stale,
             )
         )
     out.sort(key=lambda s: s.updated_at)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import socket
 import time
 import traceback
@@ -115,10 +114,8 @@ def divergence_rules(cfg: TrialConfig):
 
 
 def new_record(method: Method, cfg: TrialConfig, place: Placement, run_id: str | None) -> RunRecord:
-    """A run's record as it starts: what runs, where, with which software."""
-    import torch
-
-    from seedbench import __version__
+    """A run's record as it starts: what runs, where, and the code and software that run it (seedbench.provenance)."""
+    from seedbench.provenance import record_fields
     from seedbench.registry import loaded_plugins
 
     return RunRecord(
@@ -128,12 +125,10 @@ def new_record(method: Method, cfg: TrialConfig, place: Placement, run_id: str |
         lr=cfg.lr,
         framework=cfg.framework,
         host=socket.gethostname(),
-        python=platform.python_version(),
-        torch=torch.__version__,
-        seedbench=__version__,
         started_at=time.time(),
         placement=place.model_dump(),
         plugins=loaded_plugins() or None,
+        **record_fields(method, cfg.framework, resolve_device(place.device)),
     )
 
 
