@@ -16,6 +16,7 @@ import torch
 from pydantic import Field
 
 from seedbench import Method, TrialConfig, register_method
+from seedbench.methods.space import log_uniform, uniform
 
 
 class CosineConfig(TrialConfig):
@@ -49,6 +50,8 @@ register_method(
         learning_rates={"default": {"fc-digits": 0.1, "*": 0.05}},
         presets={"no_warmup": {"warmup_epochs": 0.0}},
         arm_keys=("momentum", "weight_decay", "warmup_epochs", "final_fraction"),
+        # what `seedbench tune` searches
+        tunable={"lr": log_uniform(1e-3, 1.0), "warmup_epochs": uniform(0.0, 2.0), "momentum": uniform(0.0, 0.99)},
         description="SGD with momentum, linear warmup and cosine decay of the learning rate",
     )
 )

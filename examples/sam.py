@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 
 from seedbench import Method, TrialConfig, register_method
+from seedbench.methods.space import log_uniform
 
 
 class SAM(torch.optim.Optimizer):
@@ -73,6 +74,7 @@ register_method(
         learning_rates={"default": {"fc-digits": 0.05, "cnn-digits": 0.1, "*": 0.05}},
         presets={"wide": {"rho": 0.2}},
         arm_keys=("rho", "momentum"),
+        tunable={"lr": log_uniform(1e-3, 1.0), "rho": log_uniform(0.01, 0.5)},  # what `seedbench tune` searches
         description="sharpness-aware minimization: SGD on the gradient at the worst point of a rho-ball",
     )
 )

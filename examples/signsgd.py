@@ -14,6 +14,7 @@ import torch
 from pydantic import Field
 
 from seedbench import Method, TrialConfig, register_method
+from seedbench.methods.space import log_uniform
 
 
 class SignSGD(torch.optim.Optimizer):
@@ -54,6 +55,8 @@ register_method(
         learning_rates={"default": {"fc-digits": 0.002, "*": 0.001}},
         presets={"decay": {"weight_decay": 0.01}},
         arm_keys=("weight_decay",),
+        # what `seedbench tune` searches: a sign step moves every weight by lr, so lr is far below SGD's
+        tunable={"lr": log_uniform(1e-5, 1e-2), "weight_decay": log_uniform(1e-5, 1e-1)},
         packable=True,  # elementwise and per parameter: each member's own SignSGD steps its slice of a pack
         description="sign-SGD: every weight moves by lr in the direction of -sign(grad)",
     )

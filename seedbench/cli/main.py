@@ -436,6 +436,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         add_query_parser(sub)
         add_export_parser(sub)
         add_store_parser(sub)  # store migrate
+    from seedbench.cli.tune import add_parsers as add_tune_parsers
+
+    add_tune_parsers(sub)  # tune, tune-report (seedbench/cli/tune.py)
 
     p = sub.add_parser(
         "methods",

@@ -8,11 +8,14 @@ from pydantic import Field
 
 from seedbench.config import TrialConfig
 from seedbench.methods.base import Method
+from seedbench.methods.space import log_uniform
 
 # RBD and FPD share the study's tuned rates; NES has no published rate and uses RBD's (docs/methods.md).
 TABLE1 = {"fc-mnist": 1.0, "fc-fmnist": 0.5, "fc-cifar10": 0.25, "cnn-mnist": 0.0625, "cnn-fmnist": 0.125, "cnn-cifar10": 0.125}
 DEFAULT = {"fc-digits": 1.0, "cnn-digits": 0.25, "*": 0.25}
 RATES = {"table1": TABLE1, "default": DEFAULT}
+# `seedbench tune`: the published rates (0.0625-1.0) sit inside; a projected gradient step wants a larger lr than SGD
+LR_RANGE = log_uniform(1e-2, 10.0)
 
 
 class RandomBasesConfig(TrialConfig):
@@ -72,6 +75,7 @@ RBD = Method(
     arm_keys=("bases", "dims", "distribution", "normalization", "compartments"),
     packable=True,  # each member's own optimizer steps its slice of the pack
     tensorflow="seedbench.train.tf_methods:rbd",
+    tunable={"lr": LR_RANGE},
     description="random bases descent: the gradient projected on d fresh random directions every step",
 )
 FPD = Method(
@@ -83,6 +87,7 @@ FPD = Method(
     arm_keys=("dims", "distribution", "normalization", "compartments"),
     packable=True,  # each member's own optimizer steps its slice of the pack
     tensorflow="seedbench.train.tf_methods:fpd",
+    tunable={"lr": LR_RANGE},
     description="fixed projection descent: SGD in one fixed random d-dimensional subspace",
 )
 NES = Method(
@@ -95,5 +100,6 @@ NES = Method(
     arm_keys=("dims", "sigma", "antithetic", "distribution", "normalization"),
     packable=True,  # each member's own optimizer steps its slice of the pack
     tensorflow="seedbench.train.tf_methods:nes",
+    tunable={"lr": LR_RANGE, "sigma": log_uniform(1e-3, 0.1)},
     description="natural evolution strategies: rank-shaped fitness over a Gaussian population",
 )

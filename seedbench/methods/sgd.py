@@ -6,6 +6,7 @@ from pydantic import Field
 
 from seedbench.config import TrialConfig
 from seedbench.methods.base import Method
+from seedbench.methods.space import log_uniform, uniform
 
 # The random-bases study's tuned rates (batch 32, single worker), docs/methods.md "Learning rates".
 TABLE1 = {"fc-mnist": 0.125, "fc-fmnist": 0.25, "fc-cifar10": 0.0078125, "cnn-mnist": 0.03125, "cnn-fmnist": 0.0625, "cnn-cifar10": 0.015625}
@@ -38,5 +39,7 @@ SGD = Method(
     pack_sizes={"fc/cpu": 16},
     tensorflow="seedbench.train.tf_methods:sgd",
     reference=True,  # every other method is measured against it: the reports' default baseline
+    # what `seedbench tune` searches (docs/tuning.md): lr over three decades around the table's rates
+    tunable={"lr": log_uniform(1e-3, 1.0), "momentum": uniform(0.0, 0.99), "weight_decay": log_uniform(1e-6, 1e-2)},
     description="plain minibatch SGD (optional momentum and weight decay)",
 )

@@ -123,13 +123,18 @@ class SweepSpec:
         overrides = dict(self.overrides)
         frozen = _hashable(tuple(sorted(overrides.items(), key=lambda kv: kv[0])))
         seeds = self.seed_grid()
-        return [
+        cells = [
             Cell(method, model, dataset, combo, presets, frozen)
             for method in self.methods
             for dataset in self.datasets
             for model in self.models
             for combo in seeds
         ]
+        if any(p.startswith("tuned:") for p in presets):  # a tuning study's choices: read, and its seeds refused
+            from seedbench.sweep.presets import bind_tuned
+
+            bind_tuned(presets, self.store, cells)
+        return cells
 
 
 class _FrozenDict(tuple):

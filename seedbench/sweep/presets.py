@@ -5,6 +5,12 @@ A method's own presets (e.g. rbd's `hadamard`) live in its declaration; the cata
 that cut across methods: models, datasets, budgets, initializer arms, scheduling. The file is
 validated when it is loaded - an unknown key or a value of the wrong type is reported with the
 preset's name - so a typo fails before a sweep, not inside a worker. It is re-read when it changes.
+
+`tuned:<study>` is a preset too: the values a tuning study chose for the cell's method and workload,
+read from `<store>/tuned/<study>.json` (seedbench.sweep.tuned). A sweep binds the studies it names
+when it lists its cells (`bind_tuned`), which is where it refuses seeds the study tuned on: the
+final study must run on seeds that selection never saw. The chosen values enter the cell's config
+as values (lr=0.0413), so its identity records them, as it would any --set.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from seedbench.errors import ConfigError, read_yaml
+from seedbench.sweep.tuned import PREFIX as TUNED_PREFIX
 
 CATALOG_ENV = "SEEDBENCH_CATALOG"
 
@@ -34,8 +41,13 @@ class Catalog:
     path: Path
     presets: dict[str, dict[str, Any]]
 
-    def preset(self, name: str, method: Any = None) -> dict[str, Any]:
-        """The patch of preset `name`: the method's own first, then the catalogue's."""
+    def preset(self, name: str, method: Any = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The patch of preset `name`: the method's own first, then the catalogue's.
+
+        `values`: the cell's config so far (its model and dataset), which a `tuned:` preset needs.
+        """
+        if name.startswith(TUNED_PREFIX):
+            return tuned_patch(name, method, values or {})
         own = dict(getattr(method, "presets", {}) or {})
         if name in own:
             return dict(own[name])
@@ -116,3 +128,46 @@ def load_catalog(path: Path | None = None) -> Catalog:
     catalog = Catalog(path=path, presets=presets)
     _CACHE[path] = (mtime, catalog)
     return catalog
+
+
+# -- tuned:<study> -----------------------------------------------------------------------------------
+
+_BOUND: dict[str, dict[str, Any]] = {}  # preset name -> the study document the last sweep that named it bound
+
+
+def bind_tuned(presets: Any, store: str | None, cells: list[Any]) -> None:
+    """Read every `tuned:` study among `presets` from `store`, and refuse cells on seeds it tuned on.
+
+    Called when a sweep lists its cells (SweepSpec.cells), before anything is resolved or run, so the
+    study's file is read once per sweep and a reused tuning seed costs one line, not a run folder.
+    """
+    from seedbench.sweep.runners.store_context import store_dir
+    from seedbench.sweep.tuned import read_study, seed_text, split_name, tuning_seeds
+
+    for name in presets:
+        if not name.startswith(TUNED_PREFIX):
+            continue
+        study, version = split_name(name)
+        doc = read_study(store_dir(store), study, version)
+        tuned = set(tuning_seeds(doc))
+        reused = sorted({value for cell in cells for _, value in cell.seeds if value in tuned})
+        if reused:
+            raise ConfigError(
+                f"{'seeds' if len(reused) > 1 else 'seed'} {seed_text(reused)} of this sweep {'were' if len(reused) > 1 else 'was'} used to tune "
+                f"study {study} (tuning seeds {seed_text(sorted(tuned))}); "
+                f"the final study must run on fresh seeds: choose seeds outside them, e.g. --seeds 0-19"
+            )
+        _BOUND[name] = doc
+
+
+def tuned_patch(name: str, method: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The values study `name` chose for `method` on the cell's model and dataset."""
+    from seedbench.sweep.tuned import chosen, split_name
+
+    doc = _BOUND.get(name)
+    if doc is None:  # a cell resolved outside a sweep (seedbench.sweep.plan.resolve_cell on its own): the default store
+        from seedbench.sweep.runners.store_context import store_dir
+        from seedbench.sweep.tuned import read_study
+
+        doc = read_study(store_dir(None), *split_name(name))
+    return chosen(doc, getattr(method, "name", str(method)), str(values.get("model")), str(values.get("dataset")))
