@@ -263,7 +263,14 @@ class Store:
         else:
             table = summary_table(runs.assign(method=runs[ARM]))
             title = "seedbench report: accuracy (%), mean +- std over finished seeds"
-        table.attrs["title"] = title
+        # an arm whose seeds different code trained: a column in the summary, a footnote in every title
+        from seedbench.analysis.stats.provenance import code_version_note, flag_code_versions, mixed_code_versions
+
+        keys = ["method", "model", "dataset"]
+        if study is None and not baseline:
+            table = flag_code_versions(table, runs.assign(method=runs[ARM]), keys)
+        note = code_version_note(mixed_code_versions(runs.assign(method=runs[ARM]), keys), keys)
+        table.attrs["title"] = f"{title}; {note}" if note else title
         return table
 
     def compare(

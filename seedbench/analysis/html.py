@@ -205,6 +205,7 @@ def build_report(
     its profile over `time` (seconds, step or epoch).
     """
     from seedbench.analysis.report import summary_table
+    from seedbench.analysis.stats.provenance import flag_code_versions
     from seedbench.analysis.stats.runs import default_baseline
     from seedbench.analysis.units import in_display_units, unit_of
 
@@ -245,8 +246,9 @@ def build_report(
             _section(
                 "Runs",
                 table_html(
-                    summary_table(raw_runs),
-                    "per method x model x dataset: finished n, diverged, failed, unfinished; accuracy (%) as mean +- std over finished seeds",
+                    flag_code_versions(summary_table(raw_runs), raw_runs, ["method", "model", "dataset"]),
+                    "per method x model x dataset: finished n, diverged, failed, unfinished; accuracy (%) as mean +- std over finished seeds"
+                    + _code_note(raw_runs, ["method", "model", "dataset"]),
                 )
                 if {"method", "model", "dataset"} <= set(raw_runs.columns)
                 else "",
@@ -283,8 +285,17 @@ def _table1(runs: pd.DataFrame, metric: str, by: str, tasks: list[str], base: An
     table.index.name = f"task: {metric_label(metric)}"
     return table_html(
         table.reset_index(),
-        f"{metric_label(metric)}: mean +- std over finished seeds, (ratio to the baseline {base}); [n diverged/failed] where runs did not finish",
+        f"{metric_label(metric)}: mean +- std over finished seeds, (ratio to the baseline {base}); [n diverged/failed] where runs did not finish"
+        + _code_note(runs, [by, *tasks]),
     )
+
+
+def _code_note(runs: pd.DataFrame, keys: list[str]) -> str:
+    """The caption sentence naming arms whose seeds were trained by different code ("" when none)."""
+    from seedbench.analysis.stats.provenance import code_version_note, mixed_code_versions
+
+    note = code_version_note(mixed_code_versions(runs, keys), keys)
+    return f"; {note}" if note else ""
 
 
 def _comparisons(runs: pd.DataFrame, metric: str, unit: str | None, by: str, tasks: list[str], correction: str, n_resamples: int) -> str:
@@ -465,6 +476,17 @@ def _provenance(runs: pd.DataFrame, by: str, tasks: list[str], store_dir: Path |
     else:
         parts.append(_note("the store records no sweep commands (runs made outside `seedbench sweep`)"))
     keys = [c for c in (by, *tasks) if c in runs.columns]
+    from seedbench.analysis.stats.provenance import code_version_counts
+
+    versions = code_version_counts(runs, keys)
+    if len(versions):
+        parts.append(
+            table_html(
+                versions,
+                "code versions per arm and task: the hash of the method's own source each run recorded (docs/store.md, 'Code versions');"
+                " more than one means the arm's seeds were trained by different code" + _code_note(runs, keys),
+            )
+        )
     if "seed" in runs.columns and keys:
         seed_cols = [c for c in ("seed", "init_seed", "data_seed", "augment_seed") if c in runs.columns and runs[c].notna().any()]
         rows = []
