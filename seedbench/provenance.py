@@ -31,6 +31,7 @@ workers and `seedbench status` import it.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -89,9 +90,13 @@ class CodeVersion:
 
 
 def version_of(files: dict[str, str]) -> str:
-    """The one hash of a set of files: what the record's code_sha256 holds."""
-    text = "".join(f"{key}\0{files[key]}\n" for key in sorted(files))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The one hash of a set of files: what the record's code_sha256 holds.
+
+    A file outside the library (a plugin) counts by its name and content, not its folder: the same
+    plugin copied elsewhere, or the store read on another machine, is the same code.
+    """
+    named = sorted((Path(key).name if os.path.isabs(key) else key, sha) for key, sha in files.items())
+    return hashlib.sha256("".join(f"{key}\0{sha}\n" for key, sha in named).encode()).hexdigest()
 
 
 def files_to_record(files: dict[str, str]) -> list[dict[str, str]]:
@@ -459,23 +464,34 @@ def git_state(root: Path | None = None) -> dict[str, Any] | None:
 
 def versions(framework: str = "torch") -> dict[str, str | None]:
     """Python, torch, numpy and (for a TensorFlow cell) TensorFlow versions, read without importing them."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(name: str) -> str | None:
-        module = sys.modules.get(name)
-        if module is not None and getattr(module, "__version__", None):
-            return str(module.__version__)
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
     return {
         "python": platform.python_version(),
-        "torch": of("torch"),
-        "numpy": of("numpy"),
-        "tensorflow": of("tensorflow") if framework == "tensorflow" else None,
+        "torch": _version_of("torch"),
+        "numpy": _version_of("numpy"),
+        "tensorflow": _version_of("tensorflow") if framework == "tensorflow" else None,
     }
+
+
+_VERSIONS: dict[str, str | None] = {}
+
+
+def _version_of(name: str) -> str | None:
+    """An imported module's __version__, else its distribution's (found once per process: the lookup scans every one)."""
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__version__", None):
+        return str(module.__version__)
+    if name not in _VERSIONS:
+        from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+        _VERSIONS[name] = None
+        try:
+            _VERSIONS[name] = version(name)
+        except PackageNotFoundError:  # installed under another name (tensorflow-cpu provides tensorflow)
+            for dist in packages_distributions().get(name) or []:
+                with contextlib.suppress(PackageNotFoundError):
+                    _VERSIONS[name] = version(dist)
+                    break
+    return _VERSIONS[name]
 
 
 def device_name(device: str) -> str | None:

@@ -49,6 +49,8 @@ class Sweep:
         plugins: str | Iterable[str] = (),
         resources: Mapping[str, Any] | None = None,
         pack: int | str | None = None,
+        rerun_stale: bool = False,
+        keep_stale: bool = False,
     ):
         self.spec = SweepSpec(
             methods=_names(methods),
@@ -100,21 +102,35 @@ class Sweep:
         quiet: bool = True,
         resources: str | dict | None = None,
         pack: int | str | None = None,
+        rerun_stale: bool = False,
+        keep_stale: bool = False,
     ):
         """Train the grid's unfinished cells; returns the SweepSummary (trained, reused, failed, store).
 
         `pack`: K seeds trained as one vectorized model, "auto" (the measured rule) or 1 (off); None keeps
         the Sweep's own setting (docs/engine.md, "Seed packing").
+        Finished cells whose method's code changed since raise StaleCode before anything runs, unless
+        `rerun_stale` (train them again) or `keep_stale` (reuse them) says what to do (docs/store.md).
         """
         from seedbench.sweep.run import run_sweep
 
-        return run_sweep(self.spec, retry_failed=retry_failed, quiet=quiet, engine=engine, address=address, resources=resources, pack=pack)
+        return run_sweep(
+            self.spec,
+            retry_failed=retry_failed,
+            quiet=quiet,
+            engine=engine,
+            address=address,
+            resources=resources,
+            pack=pack,
+            rerun_stale=rerun_stale,
+            keep_stale=keep_stale,
+        )
 
-    def dry_run(self, retry_failed: bool = False, pack: int | str | None = None):
+    def dry_run(self, retry_failed: bool = False, pack: int | str | None = None, rerun_stale: bool = False, keep_stale: bool = False):
         """What `.run()` would do - new, reused, failed-before cells and packs - without running or writing anything."""
         from seedbench.sweep.run import dry_run
 
-        return dry_run(self.spec, retry_failed=retry_failed, pack=pack)
+        return dry_run(self.spec, retry_failed=retry_failed, pack=pack, rerun_stale=rerun_stale, keep_stale=keep_stale)
 
     def run_until_decided(
         self,
