@@ -312,7 +312,7 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 def add_store_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "store",
-        help="maintain a results store (migrate)",
+        help="maintain a results store (migrate, export, import)",
         description="Maintain a results store.",
     )
     actions = p.add_subparsers(dest="store_command", metavar="ACTION", required=True)
@@ -327,4 +327,70 @@ def add_store_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     m.add_argument("--dry-run", action="store_true", help="print what would be re-keyed without writing anything")
     m.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE", help="a plugin whose methods' cells are in the store (repeatable)")
     m.set_defaults(func=cmd_store_migrate)
+    add_transfer_parsers(actions)
     return p
+
+
+# -- seedbench store export / import ------------------------------------------------------------------
+
+EPILOG_STORE_EXPORT = """examples:
+  seedbench store export --store /work/table1-store -o docs/results/fc-fmnist-table1.jsonl.gz
+  seedbench store export --store /tmp/mystore --where "method = 'rbd'" -o rbd.jsonl.gz
+
+Writes every cell that ended (finished or diverged) as one gzip-compressed JSON Lines file: per cell
+its method's component, machinable identity, presets, resolved config, run.json and epochs.jsonl
+(about 10 kB for a 100-epoch cell). Running, failed and interrupted cells are left out and counted.
+`seedbench store import FILE --store OTHER` files them into another store (docs/store.md).
+Exit status: 0 written, 2 no such store or a bad -o path."""
+
+EPILOG_STORE_IMPORT = """examples:
+  seedbench store import docs/results/fc-fmnist-table1.jsonl.gz --store /tmp/mystore
+  seedbench store import cells.jsonl.gz --store /tmp/mystore --plugin my_method.py
+
+Files each cell of an export as a record of its method's component, under the identity the export
+names (checked: it must be the identity this checkout computes), so a later sweep of the same science
+reuses it instead of training it. A cell the store already holds with the same result is stored once;
+one it holds with another result is a conflict. Everything is checked before anything is written.
+Exit status: 0 imported, 2 a bad file, an unknown method, an identity mismatch or a conflict
+(one line; nothing changed)."""
+
+
+def cmd_store_export(args: argparse.Namespace) -> int:
+    from seedbench.store.transfer import export_store
+
+    report = export_store(args.store, args.output, where=args.where)
+    Console(highlight=False, soft_wrap=True).print(escape(report.describe()))
+    return 0
+
+
+def cmd_store_import(args: argparse.Namespace) -> int:
+    from seedbench.store.transfer import import_cells
+
+    report = import_cells(args.file, args.store)
+    Console(highlight=False, soft_wrap=True).print(escape(report.describe()))
+    return 0
+
+
+def add_transfer_parsers(actions: argparse._SubParsersAction) -> None:
+    e = actions.add_parser(
+        "export",
+        help="write a store's finished cells to one compact file (for another store)",
+        description="Write every finished cell of a store, identity and records, to one gzip-compressed JSON Lines file.",
+        epilog=EPILOG_STORE_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("--store", help=STORE_HELP)
+    e.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write (*.jsonl.gz)")
+    e.add_argument("--where", help="SQL filter on the runs view, e.g. \"method = 'rbd'\"")
+    e.set_defaults(func=cmd_store_export)
+    i = actions.add_parser(
+        "import",
+        help="file the cells of an export into a store",
+        description="File the cells of a `seedbench store export` file into a store, identity intact.",
+        epilog=EPILOG_STORE_IMPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("file", metavar="FILE", help="a file written by `seedbench store export`")
+    i.add_argument("--store", help=STORE_HELP)
+    i.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE", help="a plugin whose methods' cells are in the file (repeatable)")
+    i.set_defaults(func=cmd_store_import)
