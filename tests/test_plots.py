@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from seedbench.analysis.plots import KINDS, plot_curves, plot_distribution
+from seedbench.analysis.plots import KINDS, curves_figure, distribution_figure, plot_curves, plot_distribution
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -95,3 +95,40 @@ def test_unknown_extension_or_kind_fails_before_writing(runs, epochs, tmp_path):
 def test_missing_column_is_a_clear_error(runs, tmp_path):
     with pytest.raises(KeyError, match="val_loss"):
         plot_distribution(runs, "val_loss", "method", "box", tmp_path / "x.png")
+
+
+# -- what a panel shows: the arms that ran there, in display units -----------------------------
+
+
+def test_a_panel_has_a_slot_only_for_arms_that_ran_and_finished_there():
+    """The demo's CNN panel drew an empty "rbd n=0" slot: rbd ran on FC only."""
+    rows = [{"method": m, "model": "fc", "seed": s, "status": "finished", "acc": 0.9} for m in ("sgd", "rbd") for s in range(3)]
+    rows += [{"method": "sgd", "model": "cnn", "seed": s, "status": "finished", "acc": 0.9} for s in range(3)]
+    rows += [{"method": "nes", "model": "cnn", "seed": s, "status": "diverged", "acc": None} for s in range(2)]
+    fig = distribution_figure(pd.DataFrame(rows), "acc", "method", "box", within=["model"], order=["sgd"])
+    cnn, fc = fig.axes  # panels in task order
+    assert [t.get_text() for t in cnn.get_xticklabels()] == ["sgd\nn=3"]
+    assert [t.get_text() for t in fc.get_xticklabels()] == ["sgd\nn=3", "rbd\nn=3"]  # the order given first
+    assert cnn.get_title() == "model=cnn\nno finished runs: nes (n=0, 2 diverged)"  # named, not an empty slot
+
+
+def test_curves_draw_no_line_for_an_arm_absent_from_a_panel(epochs):
+    split = pd.concat([epochs.assign(model="fc"), epochs[epochs["method"] == "sgd"].assign(model="cnn")])
+    fig = curves_figure(split, "val_acc", "method", within=["model"])
+    cnn, fc = fig.axes
+    assert [t.get_text() for t in cnn.get_legend().get_texts()] == ["sgd (n=4)"]
+    assert len(fc.get_legend().get_texts()) == 3
+    sgd = [line.get_color() for ax in fig.axes for line in ax.get_lines() if line.get_label() == "sgd (n=4)"]
+    assert sgd == ["C1", "C1"]  # sgd keeps its colour, its place among all arms (rbd, sgd, single), in both panels
+
+
+def test_accuracies_are_drawn_in_percent_with_the_unit_on_the_axis(runs):
+    from seedbench.analysis.units import in_display_units
+
+    frame, label = in_display_units(runs, "acc")
+    assert label == "acc (%)"
+    fig = distribution_figure(frame, label, "method", "strip")
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "acc (%)" and 45 < ax.get_ylim()[0] < ax.get_ylim()[1] < 95  # 0.5 to 0.9 drawn as 50 to 90
+    loss, same = in_display_units(runs.assign(loss=runs["acc"]), "loss")
+    assert same == "loss" and loss["loss"].tolist() == runs["acc"].tolist()  # losses stay as stored

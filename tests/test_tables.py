@@ -157,3 +157,80 @@ def test_unknown_format_names_the_valid_ones(frames):
     with pytest.raises(ValueError) as err:
         render(frames["table1"], "html")
     assert all(f in str(err.value) for f in FORMATS)
+
+
+# --- the reports a user reads: units, baseline, width ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """sgd, rbd and a plugin arm with a long name on FC and CNN; on CNN, nes ran but every run diverged."""
+    from tests.study_store import write_study_store
+    from tests.test_store import make_record, write_run
+
+    root = write_study_store(
+        tmp_path_factory.mktemp("tables") / "store",
+        methods={"sgd": 0.90, "rbd": 0.88, "sign_descent_with_a_long_plugin_name": 0.89},
+        models=("fc", "cnn"),
+        init_seeds=range(3),
+        data_seeds=range(2),
+    )
+    for seed in range(2):
+        write_run(root, f"nes/cnn/s{seed}", make_record(f"nes{seed}", model="cnn", seed=seed, status="diverged", method="nes"))
+    return root
+
+
+def test_store_report_is_a_frame_with_its_title_in_attrs(store):
+    from seedbench.analysis.api import Store
+
+    summary = Store(store).report()
+    assert isinstance(summary, pd.DataFrame) and summary.attrs["title"].startswith("seedbench report: accuracy (%)")
+    assert {"val_acc (%)", "test_acc (%)"} <= set(summary.columns)
+    layout = Store(store).report("test_acc", baseline="sgd")
+    assert layout.index.name == "task: test_acc (%)" and layout.attrs["title"] == "test_acc (%), mean +- std over seeds (ratio to sgd)"
+    assert list(layout.columns)[0] == "sgd"
+    loss = Store(store).report("val_loss", baseline="sgd")  # losses are shown as stored, not x100
+    assert loss.index.name == "task: val_loss" and loss.loc["FC-DIGITS D=101,770", "sgd"].startswith("0.40 +- 0.00")
+
+
+def test_compare_is_in_percent_with_the_reference_as_b_and_no_empty_pairs(store):
+    from seedbench.analysis.api import Store
+
+    result = Store(store).compare("test_acc")
+    # on CNN nes has runs but no finished one: its 3 pairs there have no statistics and are left out
+    assert result.attrs["unit"] == "%" and result.attrs["left_out"] == 3
+    assert (result["n_a"] > 0).all() and (result["n_b"] > 0).all()
+    assert "nes" not in set(result["arm_a"]) | set(result["arm_b"])
+    with_sgd = result[(result["arm_a"] == "sgd") | (result["arm_b"] == "sgd")]
+    assert (with_sgd["arm_b"] == "sgd").all()  # diff = arm - reference
+    fc = result[(result["model"] == "fc") & (result["arm_a"] == "rbd") & (result["arm_b"] == "sgd")].iloc[0]
+    runs = Store(store).runs("model = 'fc'")
+    expected = 100 * (runs.loc[runs["method"] == "rbd", "test_acc"].mean() - runs.loc[runs["method"] == "sgd", "test_acc"].mean())
+    assert fc["diff"] == pytest.approx(expected)  # percentage points, about -2
+    header = render(result, "csv").splitlines()[0].split(",")
+    assert {"mean_a (%)", "diff (%)", "diff_ci_low (%)", "mde (%)", "n_a", "welch_p_adj"} <= set(header)
+
+
+def test_compare_fits_120_columns_and_wide_shows_everything(store, capsys):
+    from tests.study_store import run_command
+
+    run_command(["compare", "--store", str(store), "--metric", "test_acc"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert "A-B (%) [95% CI]" in out and "sign_descent_with_a_long" in out and "3 pair(s) left out" in " ".join(out.split())
+    assert "FC-DIGITS" in out and "welch_p_adj" not in out
+    run_command(["compare", "--store", str(store), "--metric", "test_acc", "--wide"])
+    wide = capsys.readouterr().out
+    assert max(len(line) for line in wide.splitlines()) > 200 and "welch_p_adj" in wide and "levene_p_adj" in wide
+    assert "mean_a (%)" in wide and "…" not in wide
+
+
+def test_every_format_names_the_unit_in_its_headers():
+    frame = pd.DataFrame({"arm_a": ["a"], "diff": [1.5], "welch_p": [0.01]})
+    frame.attrs.update(unit="%", unit_columns=["diff"])
+    assert render(frame, "csv").splitlines()[0] == "arm_a,diff (%),welch_p"
+    assert json.loads(render(frame, "json")) == [{"arm_a": "a", "diff (%)": 1.5, "welch_p": 0.01}]
+    assert "| arm_a | diff (%) | welch_p |" in render(frame, "markdown")
+    assert r"diff (\%)" in render(frame, "latex") and "diff (%)" in render(frame, "terminal")
+    frame.attrs["unit"] = None  # a loss: no unit, the names as they are
+    assert render(frame, "csv").splitlines()[0] == "arm_a,diff,welch_p"

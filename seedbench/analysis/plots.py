@@ -137,30 +137,48 @@ def plot_distribution(
     title: str | None = None,
     seed: int = 0,
 ) -> Path:
-    """Across-seed distribution of `metric` per arm, one panel per `within` group.
+    """Across-seed distribution of `metric` per arm, one panel per `within` group, written to `out_path`.
 
     Box and violin plots overlay every seed as a point and strip plots add the mean with its
     95% t-interval, since with 3-10 seeds a summary shape alone hides how few points it rests on.
     ECDFs compare whole distributions (a method that helps only the worst seeds shows here).
     Only finished runs are drawn; failed/diverged counts appear in the labels. Returns the path.
     """
+    output_format(out_path)
+    fig = distribution_figure(df, metric, by, kind, within=within, status_col=status_col, order=order, title=title, seed=seed)
+    return _save(fig, out_path)
+
+
+def distribution_figure(
+    df: pd.DataFrame,
+    metric: str,
+    by: str,
+    kind: str,
+    *,
+    within: Sequence[str] = (),
+    status_col: str = "status",
+    order: Sequence[Any] | None = None,
+    title: str | None = None,
+    seed: int = 0,
+) -> Figure:
+    """The figure of plot_distribution. Each panel has a slot for every arm that ran in its task
+    and finished at least once; an arm whose runs there all failed or diverged is named in the
+    panel's title with its counts instead of drawing an empty "n=0" slot."""
     if kind not in KINDS:
         raise ValueError(f"unknown plot kind {kind!r}; choose one of {', '.join(KINDS)}")
-    output_format(out_path)
     within = [within] if isinstance(within, str) else list(within)
     require_columns(df, [metric, by, *within])
     groups = list(iter_groups(df, within))
     fig, axes = _facets(len(groups), title or f"{metric} across seeds by {by} ({kind})")
     rng = np.random.default_rng(seed)
     for ax, (key, group) in zip(axes, groups):
-        # each panel shows the arms that ran there: an arm absent from a task is no empty slot
         arms = arm_order(group, by, order)
         splits = {a: split_by_status(select_arm(group, by, a), metric, status_col) for a in arms}
         drawn = [a for a in arms if len(splits[a].values)]
         _draw_distribution(ax, kind, drawn, splits, metric, by, rng)
         ax.set_title(_panel_title(key, [_arm_label(a, splits[a], inline=True) for a in arms if a not in drawn]), fontsize="medium")
         ax.grid(alpha=0.3)
-    return _save(fig, out_path)
+    return fig
 
 
 def _panel_title(key: dict[str, Any], not_drawn: Sequence[str]) -> str:
@@ -206,6 +224,22 @@ def plot_curves(
     later part of such a curve averages survivors only. Returns the path written.
     """
     output_format(out_path)
+    fig = curves_figure(epochs_df, metric, by, epoch_col=epoch_col, within=within, order=order, confidence=confidence, title=title)
+    return _save(fig, out_path)
+
+
+def curves_figure(
+    epochs_df: pd.DataFrame,
+    metric: str,
+    by: str,
+    *,
+    epoch_col: str = "epoch",
+    within: Sequence[str] = (),
+    order: Sequence[Any] | None = None,
+    confidence: float = CONFIDENCE,
+    title: str | None = None,
+) -> Figure:
+    """The figure of plot_curves: a panel draws the arms that ran in its task, each in the colour it has in every panel."""
     within = [within] if isinstance(within, str) else list(within)
     require_columns(epochs_df, [metric, by, epoch_col, *within])
     arms = arm_order(epochs_df, by, order)
@@ -228,7 +262,7 @@ def plot_curves(
             ax.set_title(_facet_title(key), fontsize="medium")
         ax.legend(fontsize="small", title=by)
         ax.grid(alpha=0.3)
-    return _save(fig, out_path)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ Conventions
 * Bootstrap intervals are BCa with a seeded ``numpy.random.Generator``; when BCa is undefined
   (constant data) the percentile interval is used and the ``*_method`` entry says so (stats.intervals).
 
-Modules: runs (the finished filter, status split, groups and arms), intervals (bootstrap, IQM,
-per-group summaries), pvalues, pairwise (compare), spread (variance_study), aggregate (across
-tasks: IQM, P(A>B), performance profiles), ranks (Friedman, Nemenyi), equivalence (TOST). The
+Modules: runs (the finished filter, status split, groups and arms, the reference arm), intervals
+(bootstrap, IQM, per-group summaries), pvalues, pairwise (compare), spread (variance_study),
+time_to_target (first epoch/step/seconds at a target, censored medians, AlgoPerf-style profiles),
+aggregate (across tasks: IQM, P(A>B), performance profiles), ranks (Friedman, Nemenyi),
+equivalence (TOST). The
 names below are the one-table API, importable as ``seedbench.analysis.stats.<name>``.
 """
 
