@@ -107,13 +107,13 @@ def check_target(target: float, metric: str, epoch_columns: Sequence[str]) -> fl
 
     from seedbench.analysis.units import is_accuracy, scale_of
 
-    if not is_accuracy(metric):
-        raise ConfigError(f"--target needs an accuracy metric, not {metric!r} (a target is reached from below); use --metric val_acc")
+    if not (isinstance(target, (int, float)) and math.isfinite(target) and 0 <= target <= 100):
+        raise ConfigError(f"--target {target:g}: a target is an accuracy in % between 0 and 100, e.g. --target 90")
     if metric not in epoch_columns:
         history = ", ".join(c for c in epoch_columns if is_accuracy(c)) or "none"
         raise ConfigError(f"--metric {metric}: time to target reads the per-epoch history, which has no {metric!r}; choose one of {history}")
-    if not (isinstance(target, (int, float)) and math.isfinite(target) and 0 <= target <= 100):
-        raise ConfigError(f"--target {target}: a target is an accuracy in % between 0 and 100, e.g. --target 90")
+    if not is_accuracy(metric):
+        raise ConfigError(f"--target needs an accuracy metric, not {metric!r} (a target is reached from below); use --metric val_acc")
     return float(target) / scale_of(metric)
 
 
@@ -224,8 +224,8 @@ class Store:
         """A summary (default), the Table-1 layout (`baseline`: an arm, e.g. "sgd"), a variance study, or the
         time to `target` (% accuracy) per arm. A DataFrame of display strings; its title is in ``.attrs["title"]``."""
         if target is not None:
-            if study is not None:
-                raise ConfigError("--target and --study are two reports; run them one at a time")
+            if study is not None or baseline is not None:
+                raise ConfigError(f"--target and --{'study' if study is not None else 'baseline'} are two reports; run them one at a time")
             from seedbench.analysis.tables import time_to_target_table
 
             numbers = self.time_to_target(target, metric, by=by or ARM, within=within, where=where)
@@ -445,8 +445,11 @@ class Store:
             raise ConfigError(f"baseline arm {baseline!r} has no runs; arms in the store: {', '.join(sorted(map(str, arms)))}")
         base = default_baseline(arms, baseline)
         timing = None
-        if target is not None:
-            timing = self.time_to_target(target, "val_acc" if metric not in self.sql.columns("epochs") else metric, by=by, within=tasks, where=where)
+        if target is not None:  # from the report's metric when it has a per-epoch history, else validation accuracy
+            from seedbench.analysis.units import is_accuracy
+
+            history = metric if is_accuracy(metric) and metric in self.sql.columns("epochs") else "val_acc"
+            timing = self.time_to_target(target, history, by=by, within=tasks, where=where)
         text = build_report(
             frame, metric, arm, tasks, store_dir=self.path, where=where, baseline=base, correction=correction, argv=argv, timing=timing, time=time
         )
