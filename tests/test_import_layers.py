@@ -16,7 +16,7 @@ ANALYSIS = ROOT / "seedbench" / "analysis"
 PACKAGE = "seedbench.analysis"
 API = f"{PACKAGE}.api"
 # the layers, bottom up: presentation sits on study/ and stats/, study/ on stats/, the API on all
-LAYERS = {"stats": 0, "study": 1, "tables": 2, "plots": 2, "html": 2, "report": 2, "api": 3}
+LAYERS = {"units": 0, "stats": 0, "study": 1, "tables": 2, "plots": 2, "html": 2, "report": 2, "api": 3}
 
 
 def module_name(path: Path, root: Path) -> str:
