@@ -35,6 +35,14 @@ class TrialConfig(BaseModel):
     val_size: int | None = Field(None, ge=0, description="None: the dataset's default hold-out")
     limit_train: int | None = Field(None, ge=1, description="train on the first N training images only")
     augment: bool = False
+    # candidate causes of the SGD gap to the published Table 1 (docs/reproduction.md): each defaults to
+    # seedbench's behaviour, so a cell that does not set them keeps its identity
+    augment_clip: bool = Field(False, description="clip augmented pixels back to [0, 1] after the brightness offset (default: not clipped)")
+    augment_pad: Literal["zeros", "reflect", "replicate"] = Field("zeros", description="how the random crop pads the image (default: zeros)")
+    val_split: Literal["fixed", "block"] = Field(
+        "fixed",
+        description="fixed: one permutation for every run; block: a contiguous block at an offset drawn from the run's data seed (the reference)",
+    )
     image_size: int | None = Field(None, ge=8, description="resize images to this square size (Sup-Walsh: 64)")
     grayscale: bool = Field(False, description="convert colour images to one channel (Sup-Walsh protocol)")
     init: str | None = Field(None, description="base weight initializer; None: the model's own default")

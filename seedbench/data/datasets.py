@@ -11,7 +11,7 @@ the same validation set and the test split is touched only for the final evaluat
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class Dataset:
     y_test: torch.Tensor
     num_classes: int
     source: str
+    augment_options: dict = field(default_factory=dict)  # the cell's augment_clip / augment_pad (seedbench.data.augment)
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
@@ -52,7 +53,7 @@ class Dataset:
 
     def to(self, device: torch.device | str) -> Dataset:
         moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return Dataset(name=self.name, num_classes=self.num_classes, source=self.source, **moved)
+        return Dataset(name=self.name, num_classes=self.num_classes, source=self.source, augment_options=dict(self.augment_options), **moved)
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -60,11 +61,22 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
     return get_dataset_spec(name).locate(data_dir)
 
 
-def _split(x: np.ndarray, y: np.ndarray, val_size: int, name: str) -> tuple:
+def _split(x: np.ndarray, y: np.ndarray, val_size: int, name: str, split: str = "fixed", split_seed: int | None = None) -> tuple:
+    """fixed: the images one fixed permutation picks (the same for every run); block: the reference's
+    contiguous block of `val_size` images at an offset drawn from `split_seed` (the run's data seed)."""
     if not 0 <= val_size < len(x):
         raise DataError(f"{name}: validation size {val_size} must be between 0 and {len(x) - 1}; lower val_size")
-    order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
-    val, train = order[:val_size], order[val_size:]
+    if split == "block":
+        if split_seed is None:
+            raise DataError(f"{name}: val_split=block needs the run's data seed")
+        offset = int(np.random.default_rng(split_seed).integers(0, len(x) - val_size + 1))
+        val = np.arange(offset, offset + val_size)
+        train = np.concatenate([np.arange(offset), np.arange(offset + val_size, len(x))])
+    elif split == "fixed":
+        order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
+        val, train = order[:val_size], order[val_size:]
+    else:
+        raise DataError(f"{name}: unknown val_split {split!r}; use fixed or block")
     return x[train], y[train], x[val], y[val]
 
 
@@ -78,6 +90,8 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     val_size: int | None = None,
     limit_train: int | None = None,
+    split: str = "fixed",
+    split_seed: int | None = None,
 ) -> Dataset:
     """Load a dataset whole into memory with its validation split held out of train.
 
@@ -90,7 +104,7 @@ def load_dataset(
     directory = locate_or_raise(spec, data_dir)
     raw = read_splits(spec, directory)
     _, val = resolve_sizes(spec, len(raw.x_train), val_size, limit_train)
-    x_tr, y_tr, x_val, y_val = _split(raw.x_train, raw.y_train, val, name)
+    x_tr, y_tr, x_val, y_val = _split(raw.x_train, raw.y_train, val, name, split, split_seed)
     if limit_train is not None:
         x_tr, y_tr = x_tr[:limit_train], y_tr[:limit_train]
     return Dataset(

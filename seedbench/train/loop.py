@@ -262,7 +262,7 @@ def train(
         raise ValueError(f"batch size {settings.batch_size} exceeds the {len(data.x_train)} training images")
     model.to(device)
     data = data.to(device)
-    aug = Augmenter(data.name, generator(settings.augment_seed, device)) if settings.augment else None
+    aug = Augmenter(data, generator(settings.augment_seed, device)) if settings.augment else None
     eval_transform = aug.eval_transform if aug is not None else None
     batches = _Batches(len(data.x_train), settings.batch_size, generator(settings.data_seed), device)
     evaluations = declared_evaluations(optimizer) if parts.step is None else None

@@ -207,7 +207,7 @@ def train_packed(members: list[PackMember], data: Dataset, settings: PackSetting
     forward, _path = build_forward(members[0].model, _conv_mode(settings, device), settings.forward)
     size = len(members)
     batch = settings.batch_size
-    augs = [Augmenter(data.name, generator(m.augment_seed, device)) if settings.augment else None for m in members]
+    augs = [Augmenter(data, generator(m.augment_seed, device)) if settings.augment else None for m in members]
     eval_transform = augs[0].eval_transform if augs[0] is not None else None
     streams = [_Batches(len(data.x_train), batch, generator(m.data_seed), device) for m in members]
     images_per_epoch = streams[0].per_epoch * batch

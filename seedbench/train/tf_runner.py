@@ -80,7 +80,7 @@ class BatchStream:
             raise ValueError(f"batch size {batch_size} exceeds the {len(data.x_train)} training images")
         self.data = data
         self.batches = _Batches(len(data.x_train), batch_size, generator(data_seed), torch.device("cpu"))
-        self.aug = Augmenter(data.name, generator(augment_seed, "cpu")) if augment else None
+        self.aug = Augmenter(data, generator(augment_seed, "cpu")) if augment else None
         self.per_epoch = self.batches.per_epoch
         self.images_per_epoch = self.per_epoch * batch_size
         self._x_nhwc = None if self.aug is not None else to_nhwc(data.x_train.numpy())

@@ -184,6 +184,7 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
     import torch
 
     from seedbench.data import load_dataset
+    from seedbench.data.augment import augment_options
     from seedbench.data.transforms import resize_dataset
     from seedbench.models import count_parameters
     from seedbench.registry import get_model
@@ -194,8 +195,9 @@ def _train(cfg: TrialConfig, method: Method, place: Placement, epochs_path: Path
         torch.set_num_threads(place.num_threads)
     device = resolve_device(place.device)
     seeds = stream_seeds(cfg.seed, {"init": cfg.init_seed, "data": cfg.data_seed, "augment": cfg.augment_seed})
-    data = load_dataset(cfg.dataset, place.data_dir, cfg.val_size, cfg.limit_train)
+    data = load_dataset(cfg.dataset, place.data_dir, cfg.val_size, cfg.limit_train, cfg.val_split, seeds["data"])
     data = resize_dataset(data, cfg.image_size, cfg.grayscale)
+    data.augment_options = augment_options(cfg)
     model, init_applied = build_initialised_model(cfg, data.in_shape, data.num_classes, seeds["init"], method)
     record.init_applied, record.seeds, record.device = init_applied, seeds, device
     record.arm = method.arm_label(cfg, get_model(cfg.model).default_init)
@@ -278,6 +280,7 @@ def run_pack(
     import torch
 
     from seedbench.data import load_dataset
+    from seedbench.data.augment import augment_options
     from seedbench.data.transforms import resize_dataset
     from seedbench.models import count_parameters
     from seedbench.registry import get_model
@@ -294,7 +297,12 @@ def run_pack(
     methods = {method.name for method, *_ in resolved}
     if len(methods) != 1 or not resolved[0][0].packable:
         raise ValueError(f"a pack trains cells of one packable method, got {sorted(methods)}")
-    data = resize_dataset(load_dataset(first.dataset, place.data_dir, first.val_size, first.limit_train), first.image_size, first.grayscale)
+    if first.val_split != "fixed" and len(resolved) > 1:  # each member would hold out other images
+        raise ValueError(f"val_split={first.val_split} gives every seed its own validation split: train these cells solo (--pack 1)")
+    split_seed = stream_seeds(first.seed, {"data": first.data_seed})["data"]
+    data = load_dataset(first.dataset, place.data_dir, first.val_size, first.limit_train, first.val_split, split_seed)
+    data = resize_dataset(data, first.image_size, first.grayscale)
+    data.augment_options = augment_options(first)
     records, pack = [], []
     for method, cfg, out_dir, run_id in resolved:
         out_dir.mkdir(parents=True, exist_ok=True)
