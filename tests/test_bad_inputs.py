@@ -34,6 +34,7 @@ import pytest
 from seedbench.data.cifar import write_batch
 from seedbench.data.idx import write_idx
 from tests.conftest import ROOT, make_cifar_dataset, make_idx_dataset, run_cli
+from tests.tiny_fs import fill, read_only, tmpfs
 
 # The one cell every sweep case aims at: the same cell the module's store holds, so a case that were
 # wrongly accepted would reuse it (or train and add a folder, which the snapshot catches).
@@ -696,3 +697,56 @@ def test_ctrl_c_stops_in_one_line_and_the_same_command_resumes(ctx: Ctx) -> None
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 cells: trained 2" in again.stdout and "failed 0" in again.stdout, again.stdout
     assert sorted(json.loads(p.read_text())["status"] for p in ctx.store.rglob("run.json")).count("finished") == 3  # the module's cell too
+
+
+# -- a full or read-only disk (a real tmpfs; root only, skipped in one line elsewhere) -----------------
+
+QUERY = "SELECT method, model, dataset, seed, status, test_acc FROM runs ORDER BY seed"
+
+
+def _store_on_small_disk(ctx: Ctx, disk: Path) -> Path:
+    """The case's store copied onto `disk` without its query cache, and the user's cache folder there too."""
+    store = disk / "store"
+    shutil.copytree(ctx.store, store, symlinks=True, ignore=shutil.ignore_patterns(CACHE_DIR))
+    ctx.store = store
+    ctx.env.update({"XDG_CACHE_HOME": str(disk / "user-cache"), "HOME": str(disk / "home")})
+    return store
+
+
+def test_a_sweep_on_a_full_disk_is_refused_in_one_line_and_changes_nothing(ctx: Ctx) -> None:
+    with tmpfs(ctx.tmp / "disk", "3m") as disk:
+        store = _store_on_small_disk(ctx, disk)
+        fill(disk)
+        before = snapshot(disk)
+        result = run_cli(*ctx.sweep("--seeds", "1"), env=ctx.env)
+        assert_one_line_error(result, str(store), "disk is full", "free space")
+        assert snapshot(disk) == before
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_a_query_on_a_full_or_read_only_disk_answers_from_the_run_folders(ctx: Ctx, how: str) -> None:
+    """A query never needs to write: with nowhere to put its cache it answers from the run folders, says so
+    in one warning line, and writes nothing."""
+    expected = run_cli("query", "--store", str(ctx.store), QUERY, "--format", "csv", env=ctx.env)
+    assert expected.returncode == 0 and expected.stdout.count("\n") == 2, expected.stdout + expected.stderr
+    with tmpfs(ctx.tmp / "disk", "3m") as disk:
+        store = _store_on_small_disk(ctx, disk)
+        if how == "full":
+            fill(disk)
+        else:
+            read_only(disk)
+        before = snapshot(disk)
+        for args in (["query", "--store", str(store), QUERY, "--format", "csv"], ["report", "--store", str(store)]):
+            result = run_cli(*args, env=ctx.env)
+            everything = result.stdout + result.stderr
+            assert result.returncode == 0, everything
+            assert "Traceback" not in everything, everything
+            warnings = [line for line in result.stderr.splitlines() if line.strip()]
+            if args[0] == "query":  # `query` says why it is slower this time; the analysis commands keep quiet
+                assert len(warnings) == 1 and warnings[0].startswith("warning:") and "cannot be written" in warnings[0], result.stderr
+                assert result.stdout == expected.stdout
+            else:
+                assert not warnings, result.stderr
+                assert "sgd" in result.stdout and "fc" in result.stdout, result.stdout
+        assert snapshot(disk) == before, "a query wrote to the store"
+        assert not [p for p in disk.rglob(f"{CACHE_DIR}/*") if p.name != ".lock"], "nor to its cache"

@@ -26,7 +26,17 @@ import duckdb
 from seedbench.errors import StoreError
 from seedbench.store.cache import CACHE_DIRNAME, Manifest, RefreshStats, load_manifest
 from seedbench.store.cache import refresh as refresh_cache
-from seedbench.store.sql import check_statement, create_views, explain, ident, literal, loader_connection, locked_connection, where_sql
+from seedbench.store.sql import (
+    check_statement,
+    create_memory_views,
+    create_views,
+    explain,
+    ident,
+    literal,
+    loader_connection,
+    locked_connection,
+    where_sql,
+)
 
 if TYPE_CHECKING:  # pandas costs 0.3 s to import; `seedbench query` output does not need it
     import pandas as pd
@@ -98,8 +108,13 @@ class Store:
             raise StoreError(f"store {self.path} is a file, not a store folder; pass --store with the folder a sweep wrote")
         if not self.path.is_dir():
             raise StoreError(f"store {self.path} does not exist; run `seedbench sweep` first or pass --store DIR")
-        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir(self.path)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir: Path | None = None  # None: no cache can be written anywhere; queries answer from memory
+        try:
+            self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir(self.path)
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except (StoreError, OSError):  # a query never needs to write: seedbench.store.cache builds the views in memory
+            self.cache_dir = None
+        self.memory_reason: str | None = None  # why the views are in memory (the cache could not be written), else None
         self.skipped: list[Skipped] = []
         self.last_refresh: RefreshStats | None = None
         self._columns: dict[str, list[str]] = {}
@@ -111,6 +126,12 @@ class Store:
         if warn is not None and self.skipped:
             first = self.skipped[0]
             warn(f"skipped {len(self.skipped)} unreadable run folder(s), e.g. {first.path}: {first.reason}")
+        if warn is not None and self.memory_reason:
+            where = self.cache_dir or "beside the store or in the user's cache folder"
+            warn(
+                f"the query cache ({where}) cannot be written ({self.memory_reason}): answered from the run folders, "
+                "without caching; free space (or make the store writable) to make queries fast again"
+            )
 
     # -- cache and views -------------------------------------------------------------------------
 
@@ -126,12 +147,15 @@ class Store:
         except duckdb.Error:  # a damaged cache file: the folders have everything to rebuild it
             manifest, self.last_refresh, unreadable = refresh_cache(self.path, self.cache_dir, rebuild=True)
             columns = self._create_views(loader, manifest)
+        self.memory_reason = manifest.memory_reason
         self._close_connections()
         self._loader, self._con, self._loaded, self._columns = loader, locked_connection(), set(), columns
         skipped = {**manifest.skipped(), **unreadable}
         self.skipped = [Skipped(self.path / rel, reason) for rel, reason in sorted(skipped.items())]
 
     def _create_views(self, loader: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, list[str]]:
+        if manifest.memory is not None or self.cache_dir is None:
+            return create_memory_views(loader, self.path, manifest.memory or {})
         return create_views(
             loader,
             self.path,

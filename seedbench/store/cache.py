@@ -11,10 +11,15 @@ Run folders are hashed into a fixed number of shards by their path; a refresh re
 folders whose fingerprints changed and rewrites only their shards, under new names. Shard files are
 never modified in place: a reader that opened views on the previous manifest keeps reading
 consistent files, and replaced files are deleted only after a grace period.
+
+A query never needs to write: when the cache cannot be written (a full disk, a read-only store or
+cache folder), the refresh keeps what it built in memory instead - the shards it re-read, plus the
+unchanged shards read from their files - and the views are answered from that (`Manifest.memory`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -55,6 +60,9 @@ class Manifest:
     epochs_files: dict[int, str] = field(default_factory=dict)
     entries: dict[str, Entry] = field(default_factory=dict)
     retired: dict[str, float] = field(default_factory=dict)  # replaced file -> when
+    # not saved: set when the cache could not be written; the views' rows ("runs", "epochs") built in memory
+    memory: dict[str, pa.Table] | None = None
+    memory_reason: str | None = None  # why, in a few words (e.g. "No space left on device")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -171,8 +179,29 @@ def _write(directory: Path, kind: str, shard: int, table: pa.Table) -> str | Non
     return name
 
 
+@dataclass
+class ShardTables:
+    """A shard rebuilt in memory: its rows, before they are written."""
+
+    shard: int
+    runs: pa.Table
+    epochs: pa.Table
+    entries: dict[str, Entry]
+
+
 def build_shard(job: ShardJob) -> ShardResult:
     """Old rows minus the changed folders, plus the changed folders read afresh, as new files."""
+    return write_shard(job.directory, compute_shard(job))
+
+
+def write_shard(directory: Path, tables: ShardTables) -> ShardResult:
+    return ShardResult(
+        tables.shard, _write(directory, "runs", tables.shard, tables.runs), _write(directory, "epochs", tables.shard, tables.epochs), tables.entries
+    )
+
+
+def compute_shard(job: ShardJob) -> ShardTables:
+    """The rows of one shard after the refresh (old rows minus the changed folders, plus those read afresh)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -192,8 +221,8 @@ def build_shard(job: ShardJob) -> ShardResult:
         if epochs is not None:
             epoch_tables.append(epochs)
     try:
-        old_runs = pq.read_table(job.directory / job.old_runs) if job.old_runs else None
-        old_epochs = pq.read_table(job.directory / job.old_epochs) if job.old_epochs else None
+        old_runs = pq.read_table(job.directory / job.old_runs) if job.old_runs and job.directory else None
+        old_epochs = pq.read_table(job.directory / job.old_epochs) if job.old_epochs and job.directory else None
     except (OSError, pa.ArrowException) as exc:
         raise CacheDamaged(f"cannot read the cached shard {job.shard}: {exc}") from None
     runs = concat([t for t in (_without(old_runs, job.drop), rows_to_table(run_rows, run_types(), STRICT_RUN_COLUMNS)) if t is not None])
@@ -202,11 +231,13 @@ def build_shard(job: ShardJob) -> ShardResult:
         runs = runs.sort_by([("path", "ascending")])
     if epochs.num_rows:
         epochs = epochs.sort_by([("path", "ascending"), ("epoch", "ascending")])
-    return ShardResult(job.shard, _write(job.directory, "runs", job.shard, runs), _write(job.directory, "epochs", job.shard, epochs), entries)
+    return ShardTables(job.shard, runs, epochs, entries)
 
 
-def load_manifest(directory: Path) -> Manifest | None:
+def load_manifest(directory: Path | None) -> Manifest | None:
     """The cache's manifest, or None when there is none or it cannot be trusted (then: rebuild)."""
+    if directory is None:
+        return None
     try:
         return Manifest.from_json(json.loads((directory / MANIFEST).read_text()))
     except (OSError, ValueError, KeyError, TypeError):
@@ -262,14 +293,32 @@ def plan(manifest: Manifest, folders: dict[str, Sigs], root: Path, directory: Pa
     return jobs, removed
 
 
-def refresh(root: Path, directory: Path, rebuild: bool = False) -> tuple[Manifest, RefreshStats, dict[str, str]]:
+UNWRITABLE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def unwritable(exc: BaseException) -> bool:
+    """Whether a write failed for want of space or permission (not a bug, not a damaged cache)."""
+    return isinstance(exc, OSError) and (exc.errno in UNWRITABLE_ERRNOS or "No space left on device" in str(exc))
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return "No space left on device" if "No space left on device" in str(exc) else str(exc) or type(exc).__name__
+
+
+def refresh(root: Path, directory: Path | None, rebuild: bool = False) -> tuple[Manifest, RefreshStats, dict[str, str]]:
     """Bring the cache in line with the run folders; returns it, what was done, unlistable folders.
 
-    Runs under the cache's file lock: a second process waits, then finds nothing left to do.
+    Runs under the cache's file lock: a second process waits, then finds nothing left to do. When
+    the cache cannot be written (`directory` None, a full disk, a read-only folder), the returned
+    manifest holds the rows in memory instead (`Manifest.memory`) and nothing is written.
     """
     from filelock import FileLock, Timeout
 
     started = time.perf_counter()
+    if directory is None:
+        return _refresh_locked(root, None, True, started, write=False, reason="no cache folder can be written")
     try:
         with FileLock(str(directory / ".lock"), timeout=LOCK_TIMEOUT_SECONDS):
             try:
@@ -281,20 +330,48 @@ def refresh(root: Path, directory: Path, rebuild: bool = False) -> tuple[Manifes
             f"the cache {directory} stayed locked for {LOCK_TIMEOUT_SECONDS:.0f} s by another process; "
             "wait for it to finish or delete the folder (it is rebuilt from the run folders)"
         ) from None
+    except OSError as exc:  # the lock file itself cannot be created (read-only folder, full disk)
+        if not unwritable(exc):
+            raise
+        try:
+            return _refresh_locked(root, directory, rebuild, started, write=False, reason=_reason(exc))
+        except CacheDamaged:
+            return _refresh_locked(root, directory, True, started, write=False, reason=_reason(exc))
 
 
-def _refresh_locked(root: Path, directory: Path, rebuild: bool, started: float) -> tuple[Manifest, RefreshStats, dict[str, str]]:
-    old = None if rebuild else load_manifest(directory)
+def _refresh_locked(
+    root: Path, directory: Path | None, rebuild: bool, started: float, write: bool = True, reason: str | None = None
+) -> tuple[Manifest, RefreshStats, dict[str, str]]:
+    old = None if rebuild or directory is None else load_manifest(directory)
     manifest = old or Manifest()
-    if old is None:  # files of an untrusted cache are garbage now
+    if old is None and directory is not None and write:  # files of an untrusted cache are garbage now
         manifest.retired = {p.name: time.time() for p in directory.glob("*.parquet")}
     found = scan(root, known=manifest.entries)
     jobs, removed = plan(manifest, found.folders, root, directory)
     n_read = sum(len(j.read) for j in jobs.values())
     stats = RefreshStats(read=sorted(r for j in jobs.values() for r in j.read), removed=sorted(removed), full=old is None)
+    computed = [compute_shard(job) for _, job in sorted(jobs.items())]
+    results: list[ShardResult] = []
+    if write and directory is not None:
+        try:
+            results = [write_shard(directory, tables) for tables in computed]
+        except OSError as exc:
+            if not unwritable(exc):
+                raise
+            for result in results:  # the shards written before the disk filled: nobody will read them
+                for name in (result.runs_file, result.epochs_file):
+                    if name:
+                        (directory / name).unlink(missing_ok=True)
+            write, reason = False, _reason(exc)
+    if not write and not jobs and old is not None:  # up to date: its files answer, nothing needs writing
+        stats.runs, stats.reused = len(manifest.entries) - len(manifest.skipped()), len(found.folders)
+        stats.skipped, stats.seconds = len(manifest.skipped()), time.perf_counter() - started
+        return manifest, stats, found.unreadable
+    if not write:
+        return _in_memory(manifest, computed, removed, directory, reason, stats, found, n_read, started)
     if jobs:
         now = time.time()
-        for result in (build_shard(job) for _, job in sorted(jobs.items())):
+        for result in results:
             for files, new in ((manifest.runs_files, result.runs_file), (manifest.epochs_files, result.epochs_file)):
                 if result.shard in files:
                     manifest.retired[files.pop(result.shard)] = now
@@ -306,8 +383,63 @@ def _refresh_locked(root: Path, directory: Path, rebuild: bool, started: float) 
     now = time.time()
     if jobs or old is None or any(now - t > GRACE_SECONDS for t in manifest.retired.values()):
         _collect_garbage(directory, manifest, now)
-        _save_manifest(directory, manifest)
+        try:
+            _save_manifest(directory, manifest)
+        except OSError as exc:  # the shards are written, the manifest is not: answer from memory this time
+            if not unwritable(exc):
+                raise
+            for result in results:
+                for name in (result.runs_file, result.epochs_file):
+                    if name:
+                        (directory / name).unlink(missing_ok=True)
+            (directory / f"{MANIFEST}.{os.getpid()}.tmp").unlink(missing_ok=True)
+            return _refresh_locked(root, directory, rebuild, started, write=False, reason=_reason(exc))
     stats.rewritten_shards = len(jobs)
+    stats.skipped = len(manifest.skipped())
+    stats.runs = len(manifest.entries) - stats.skipped
+    stats.reused = len(found.folders) - n_read
+    stats.seconds = time.perf_counter() - started
+    return manifest, stats, found.unreadable
+
+
+def _in_memory(
+    manifest: Manifest,
+    computed: list[ShardTables],
+    removed: list[str],
+    directory: Path | None,
+    reason: str | None,
+    stats: RefreshStats,
+    found: Any,
+    n_read: int,
+    started: float,
+) -> tuple[Manifest, RefreshStats, dict[str, str]]:
+    """The refresh's result without writing: rebuilt shards from memory, unchanged ones read from their files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seedbench.store.arrow import concat
+
+    rebuilt = {tables.shard for tables in computed}
+    runs, epochs = [t.runs for t in computed], [t.epochs for t in computed]
+    for kind, files, out in (("runs", manifest.runs_files, runs), ("epochs", manifest.epochs_files, epochs)):
+        for shard, name in files.items():
+            if shard in rebuilt:
+                continue
+            try:
+                out.append(pq.read_table(directory / name))  # type: ignore[operator] - files exist only with a folder
+            except (OSError, pa.ArrowException, TypeError) as exc:
+                raise CacheDamaged(f"cannot read the cached {kind} shard {shard}: {exc}") from None
+    for tables in computed:
+        manifest.entries.update(tables.entries)
+    for rel in removed:
+        manifest.entries.pop(rel, None)
+    memory = {"runs": concat([t for t in runs if t.num_rows]), "epochs": concat([t for t in epochs if t.num_rows])}
+    if memory["runs"].num_rows:
+        memory["runs"] = memory["runs"].sort_by([("path", "ascending")])
+    if memory["epochs"].num_rows:
+        memory["epochs"] = memory["epochs"].sort_by([("path", "ascending"), ("epoch", "ascending")])
+    manifest.memory, manifest.memory_reason = memory, reason or "the cache cannot be written"
+    stats.rewritten_shards = 0
     stats.skipped = len(manifest.skipped())
     stats.runs = len(manifest.entries) - stats.skipped
     stats.reused = len(found.folders) - n_read

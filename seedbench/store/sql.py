@@ -20,6 +20,7 @@ import difflib
 import re
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -85,13 +86,18 @@ def create_view(
     con: duckdb.DuckDBPyConnection, view: str, files: list[Path], declared: dict[str, str], root: Path, strict: Collection[str] | None = None
 ) -> list[str]:
     """(Re)create one view over `files` and return its columns."""
+    source = f"read_parquet([{', '.join(literal(str(f)) for f in files)}], union_by_name = true)" if files else ""
+    return _view_over(con, view, source, declared, root, strict)
+
+
+def _view_over(
+    con: duckdb.DuckDBPyConnection, view: str, source: str, declared: dict[str, str], root: Path, strict: Collection[str] | None
+) -> list[str]:
     present: dict[str, str] = {}
-    source = ""
-    if files:
-        source = f"read_parquet([{', '.join(literal(str(f)) for f in files)}], union_by_name = true)"
+    if source:
         present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
     select = ", ".join(_select_list(present, declared, root.as_posix(), strict))
-    body = f"SELECT {select} FROM {source}" if files else f"SELECT {select} WHERE false"
+    body = f"SELECT {select} FROM {source}" if source else f"SELECT {select} WHERE false"
     con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS {body}")
     return [r[0] for r in con.execute(f"DESCRIBE {ident(view)}").fetchall()]
 
@@ -100,6 +106,19 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, runs_files: list[Pa
     return {
         "runs": create_view(con, "runs", runs_files, run_columns(), root, STRICT_RUN_COLUMNS),
         "epochs": create_view(con, "epochs", epochs_files, EPOCH_COLUMNS, root),
+    }
+
+
+def create_memory_views(con: duckdb.DuckDBPyConnection, root: Path, tables: dict[str, Any]) -> dict[str, list[str]]:
+    """The same views over Arrow tables held in memory (the cache could not be written: seedbench.store.cache)."""
+    sources = {}
+    for view, table in tables.items():
+        if table is not None and table.num_columns:
+            con.register(f"__memory_{view}", table)
+            sources[view] = ident(f"__memory_{view}")
+    return {
+        "runs": _view_over(con, "runs", sources.get("runs", ""), run_columns(), root, STRICT_RUN_COLUMNS),
+        "epochs": _view_over(con, "epochs", sources.get("epochs", ""), EPOCH_COLUMNS, root, None),
     }
 
 
@@ -123,7 +142,8 @@ def locked_connection() -> duckdb.DuckDBPyConnection:
 
 def loader_connection() -> duckdb.DuckDBPyConnection:
     """The private connection that reads the shard files; only seedbench's fixed SQL runs in it."""
-    return duckdb.connect(":memory:", config={"autoload_known_extensions": False, "autoinstall_known_extensions": False})
+    # no spill files either: reading the store never writes (it would fail on a full disk or a read-only store)
+    return duckdb.connect(":memory:", config={"autoload_known_extensions": False, "autoinstall_known_extensions": False, "temp_directory": ""})
 
 
 def check_statement(sql: str, columns: dict[str, list[str]]) -> None:

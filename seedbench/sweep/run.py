@@ -253,11 +253,12 @@ def run_sweep(
     from seedbench.provenance import PROVENANCE_ENV, sweep_provenance
     from seedbench.registry import load_plugins, plugins_to_env
     from seedbench.sweep.plan import plan_cells, resolve_grid
-    from seedbench.sweep.runners.dispatch import begin_sweep, forwarded_env, prepare_cell
+    from seedbench.sweep.runners.dispatch import begin_sweep, forwarded_env, prepare_cell, stop_on_full_disk
     from seedbench.sweep.runners.locking import index_lock, index_path, keep_index_open
+    from seedbench.sweep.runners.orphans import reap_left_behind
     from seedbench.sweep.runners.provenance import check_policy, settle_stale
     from seedbench.sweep.runners.resources import check_local, check_local_devices, parse_resources, request_for
-    from seedbench.sweep.runners.store_context import check_store_writable, index_database, open_store, project_root, store_notes
+    from seedbench.sweep.runners.store_context import check_store_writable, index_database, open_store, project_root, store_dir, store_notes
     from seedbench.sweep.status import write_sweep
 
     engine = engine or spec.engine or ("ray" if address else "local")
@@ -302,8 +303,12 @@ def run_sweep(
     env[PROVENANCE_ENV] = json.dumps(code)
     started = time.time()
     summary = SweepSummary(store=Path(), total=len(cells), engine=engine)
-    with open_store(spec.store) as directory, contextlib.ExitStack() as stack:
+    # a full disk anywhere below stops the sweep in one line, the cells in flight recorded as interrupted
+    with stop_on_full_disk(store_dir(spec.store)) as guard, open_store(spec.store) as directory, contextlib.ExitStack() as stack:
         summary.store = directory
+        for pid, ended in reap_left_behind(directory):  # a driver of this store killed before it could end its Ray
+            if ended:
+                console.print(f"[yellow]note:[/] ended {ended} Ray process(es) left behind by sweep driver {pid}, which was killed", highlight=False)
         root = project_root()
         database = index_path(directory, index_database(spec.store), root)
         for note in store_notes(database, spec.store):
@@ -344,7 +349,7 @@ def run_sweep(
             with (
                 console.status(f"joining Ray at {address}" if address else "starting Ray", spinner="dots") if not quiet else contextlib.nullcontext()
             ):
-                if ray_engine.connect(address):
+                if ray_engine.connect(address, store=directory):
                     stack.callback(ray_engine.shutdown)
             ray_engine.warm_workers()
             runner = ray_engine.RayRunner(report)
@@ -353,6 +358,7 @@ def run_sweep(
 
             runner = LocalRunner(report, on_start=lambda cell: tick(cell.label))
         stack.callback(runner.close)
+        guard.runner = runner
         packer.runner = runner
         summary.timings["connect"] = time.time() - started
 

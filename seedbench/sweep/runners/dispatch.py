@@ -18,17 +18,22 @@ This module is imported by every Ray worker: it must stay light (no torch, no se
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from seedbench.config import DEVICE_ENV, PLACEMENT_ENV, PLUGIN_ENV  # noqa: F401 - engines import them from here
+from seedbench.errors import SeedbenchError
 from seedbench.record import CACHED_MARKER, RUN_FILE, TRACEBACK_FILE, WORKER_FILE, read_record_dict, write_json_atomic
 from seedbench.sweep.runners.locking import try_cell_lock, wait_cell_lock
 from seedbench.sweep.runners.provenance import MANIFESTS, begin_sweep  # noqa: F401 - the engines start a sweep through here
@@ -123,20 +128,119 @@ def record_failure(interface_dir: str | Path, error: str, detail: str, cell: Any
     (directory / TRACEBACK_FILE).write_text(detail if detail.endswith("\n") else detail + "\n")
 
 
+class StoreFull(SeedbenchError):
+    """The store's filesystem ran out of space (or quota) while the sweep wrote to it.
+
+    Not a cell's failure: the cell is recorded as interrupted (as far as the full disk allows) and the
+    sweep stops in one line; once space is freed, the same command continues where it stopped.
+    """
+
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or anything it was raised from or while handling, says the disk is full.
+
+    Writers wrap the OSError: torch.save raises a RuntimeError in its context, machinable a
+    DispatchException with it as the cause, SQLite says "database or disk is full".
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StoreFull):
+            return True
+        if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
+            return True
+        if "database or disk is full" in str(exc) or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+FULL_REASON = "StoreFull: the store's disk filled up while the cell ran"
+
+
+def mark_interrupted(interface_dir: str | Path, reason: str = FULL_REASON) -> bool:
+    """Best effort, on a full disk: record a cell that was stopped mid-training as interrupted, not failed.
+
+    The next run of the sweep redoes an interrupted cell (from its last checkpoint); a cell recorded
+    failed would be skipped. The record is written atomically where there is room, else rewritten in
+    place when the new text fits in the old file's bytes; when neither works it stays as it was
+    ("running" also counts as pending). True when the record says interrupted now.
+    """
+    directory = Path(interface_dir)
+    if (directory / CACHED_MARKER).exists():
+        return False
+    record = read_record(directory)
+    if not record or record.get("status") in ("finished", "diverged", "interrupted"):
+        return record.get("status") == "interrupted"
+    record.update({"status": "interrupted", "error": reason, "finished_at": time.time()})
+    with contextlib.suppress(OSError):
+        (directory / TRACEBACK_FILE).unlink(missing_ok=True)  # a failure the full disk caused is no failure: frees its bytes too
+    try:
+        write_json(directory / RUN_FILE, record)
+        return True
+    except OSError:
+        pass
+    for leftover in directory.glob(f"{RUN_FILE}.*.tmp"):  # the atomic write's half-written file
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+    text = json.dumps(record, default=str).encode()
+    try:
+        with open(directory / RUN_FILE, "r+b") as fh:
+            if len(text) > os.fstat(fh.fileno()).st_size:
+                return False
+            fh.write(text)
+            fh.truncate()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def stop_on_full_disk(store: Path) -> Iterator[SimpleNamespace]:
+    """Turn a full disk anywhere in a sweep into StoreFull: one line naming the store and the fix.
+
+    Set `.runner` on the yielded namespace once the engine exists: the cells it has in flight are
+    recorded as interrupted on the way out (after the engine has stopped them).
+    """
+    state = SimpleNamespace(runner=None)
+    try:
+        yield state
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        in_flight = getattr(state.runner, "in_flight", None)
+        cells = list(in_flight()) if callable(in_flight) else []
+        marked = sum(mark_interrupted(member.interface_dir) for cell in cells for member in getattr(cell, "members", [cell]))
+        raise StoreFull(
+            f"the store {store} ran out of disk space (No space left on device)"
+            + (f"; {marked} cell(s) in flight recorded as interrupted" if marked else "")
+            + "; free space on that disk (or pass --store DIR on another one), then run the same command again: "
+            "finished cells are reused and interrupted ones continue from their last checkpoint"
+        ) from None
+
+
 _INTERRUPTED: list[BaseException] = []  # a stop from outside, caught inside a cell and re-raised by execute_cell
+_FULL: list[BaseException] = []  # a full disk, caught inside a cell; execute_cell records it interrupted and stops the sweep
 
 
 def contained(train: Any, directory: Path) -> None:
     """Run a cell's training so that nothing it raises reaches machinable (which prints tracebacks).
 
-    A failure is recorded in the cell's folder; a stop from outside (Ctrl-C, Ray ending the task) is
-    kept and re-raised by execute_cell once machinable has returned.
+    A failure is recorded in the cell's folder; a stop from outside (Ctrl-C, Ray ending the task) and
+    a full disk (no failure of the cell's) are kept and re-raised by execute_cell once machinable has
+    returned.
     """
     try:
         train()
     except (KeyboardInterrupt, SystemExit) as exc:
         _INTERRUPTED.append(exc)
     except Exception as exc:  # noqa: BLE001 - recorded, reported as this cell's failure
+        if disk_full(exc):  # not the cell's fault: execute_cell records it interrupted and stops the sweep
+            _FULL.append(exc)
+            return
         if read_record(directory).get("status") != "failed":  # it failed before run_trial could record it
             record_failure(directory, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
@@ -190,6 +294,7 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
     """
     if "members" in job:
         return execute_pack(job, worker)
+    _FULL.clear()  # a worker runs many cells: nothing of an earlier one's is this one's
     started = time.time()
     project_dir, interface_dir, run_dir = job["project_dir"], job["interface_dir"], job["run_dir"]
     if not wait_if_busy:
@@ -219,12 +324,16 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
             if _INTERRUPTED:  # stopped from outside: not finished, whatever machinable marked
                 Path(interface_dir, CACHED_MARKER).unlink(missing_ok=True)
                 raise _INTERRUPTED.pop()
+            if _FULL:  # the disk filled up: not finished either (handled below)
+                raise StoreFull(str(_FULL.pop()))
             if read_record(interface_dir).get("status") == "failed":  # machinable saw a normal return
                 Path(interface_dir, CACHED_MARKER).unlink(missing_ok=True)
         except Exception as exc:  # the cell failed: its folder says why, the sweep goes on
             cause = exc.__cause__ or exc  # machinable wraps whatever the cell raised in DispatchException
             if isinstance(cause, KeyboardInterrupt | SystemExit):
                 raise cause from None  # stopped from outside (Ctrl-C, Ray ending the task): not a failure
+            if disk_full(exc):
+                raise  # handled below: interrupted, and the sweep stops
             record = read_record(interface_dir)
             if record.get("status") != "failed":  # failed before run_trial could record it
                 record_failure(interface_dir, f"{type(cause).__name__}: {cause}", traceback.format_exc())
@@ -235,6 +344,12 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
         outcome = outcome_of(interface_dir)
         outcome.update({"pid": info["pid"], "node_id": info.get("node_id"), "wall": time.time() - started})
         return outcome
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        Path(interface_dir, CACHED_MARKER).unlink(missing_ok=True)  # machinable may have marked it done
+        mark_interrupted(interface_dir)
+        raise StoreFull(f"{job['label']}: the store's disk is full") from None
     finally:
         for key, value in saved_env.items():
             if value is None:
@@ -301,7 +416,11 @@ def execute_pack(job: dict[str, Any], worker: dict[str, Any] | None = None) -> d
             try:
                 _train_pack(job, todo, worker)
                 os.environ[PACK_ENV] = job["pack_id"]
-            except Exception:  # noqa: BLE001 - the members run solo below; the reason is kept in each folder
+            except Exception as exc:  # noqa: BLE001 - the members run solo below; the reason is kept in each folder
+                if disk_full(exc):  # no packing problem: every member stops as interrupted, and so does the sweep
+                    for m in todo:
+                        mark_interrupted(m["interface_dir"])
+                    raise StoreFull(f"{job['label']}: the store's disk is full") from None
                 detail = traceback.format_exc()
                 for m in todo:
                     (Path(m["run_dir"]) / "pack-error.txt").write_text(detail)

@@ -23,6 +23,7 @@ class LocalRunner:
         self.on_start = on_start
         self.queue: list[PreparedCell] = []
         self.running = False
+        self.current: PreparedCell | None = None  # the cell being trained (a stopped sweep records it interrupted)
 
     # the runner protocol shared with RayRunner
     def submit(self, cell: PreparedCell) -> None:
@@ -36,6 +37,9 @@ class LocalRunner:
     def counts(self) -> dict[str, int]:
         return {"running": int(self.running), "queued": len(self.queue)}
 
+    def in_flight(self) -> list[PreparedCell]:
+        return [self.current] if self.current is not None else []
+
     def run_to_end(self, tick: Callable[[], None], refill: Callable[[int], bool]) -> None:
         """Run the queue; `refill(n)` prepares and submits up to n more tasks, False once there are no more."""
         more = True
@@ -47,11 +51,11 @@ class LocalRunner:
                     continue  # every cell of that batch was finished elsewhere meanwhile
                 break
             cell = self.queue.pop(0)
-            self.running = True
+            self.running, self.current = True, cell
             if self.on_start is not None:
                 self.on_start(cell)
             outcome = execute_cell(cell.job, wait_if_busy=True)
-            self.running = False
+            self.running, self.current = False, None
             self.report(cell, outcome)
             tick()
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from seedbench.config import DEVICE_ENV
 from seedbench.errors import SeedbenchError
-from seedbench.sweep.runners.dispatch import WORKER_FILE, PreparedCell, execute_cell, record_failure
+from seedbench.sweep.runners.dispatch import WORKER_FILE, PreparedCell, StoreFull, disk_full, execute_cell, record_failure
 from seedbench.sweep.runners.resources import Request, check_feasible, fits
 
 MAX_RETRIES = 3  # worker or node deaths per cell before the cell is recorded as failed
@@ -83,13 +83,20 @@ def _remote(name: str) -> Any:
 
 
 def connect(
-    address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None, resources: Mapping[str, float] | None = None
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    resources: Mapping[str, float] | None = None,
+    store: Path | None = None,
 ) -> bool:
     """Join a cluster (address "auto" or HOST:PORT) or start a local Ray sized to this machine.
 
     Returns whether this call started the connection (and so should shut it down). Token
     authentication stays as Ray sets it up (on by default in Ray 2.60; the token lives in
-    ~/.ray/auth_token or $RAY_AUTH_TOKEN); a dashboard, if Ray has one, listens on loopback only.
+    ~/.ray/auth_token or $RAY_AUTH_TOKEN). A local Ray starts without the dashboard's UI and modules
+    (a sweep uses none of them; what Ray still starts of it listens on loopback only). With `store`,
+    a local Ray's session is recorded there and watched, so that nothing of it outlives a driver that
+    is killed (seedbench.sweep.runners.orphans).
     """
     import ray
 
@@ -114,6 +121,7 @@ def connect(
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 num_gpus=num_gpus,
                 resources=dict(resources or {}) or None,
+                include_dashboard=False,
                 dashboard_host="127.0.0.1",
                 object_store_memory=256 * 1024**2,
                 **common,
@@ -127,7 +135,27 @@ def connect(
             else ""
         )
         raise SeedbenchError(f"cannot start {where}: {first}{hint}") from None
+    if not address and store is not None:
+        _watch_session(store)
     return True
+
+
+_OWNED: dict[str, Any] = {}  # the record and watchdog of the local Ray this process started
+
+
+def _watch_session(store: Path) -> None:
+    """Record the local Ray's session in the store and start its watchdog (see orphans' docstring)."""
+    import ray
+
+    from seedbench.sweep.runners import orphans
+
+    try:
+        session_dir = ray._private.worker._global_node.get_session_dir_path()
+    except AttributeError:  # Ray moved it: no watchdog, and nothing to reap later
+        return
+    record = orphans.record_driver(store, session_dir)
+    if record is not None:
+        _OWNED.update(record=record, watchdog=orphans.start_watchdog(record))
 
 
 PROBE_TIMEOUT = 5.0  # seconds to wait for a TCP connection to a cluster's address before calling it unreachable
@@ -177,7 +205,11 @@ def check_address(address: str | None, timeout: float = PROBE_TIMEOUT) -> None:
 def shutdown() -> None:
     import ray
 
+    from seedbench.sweep.runners import orphans
+
     ray.shutdown()
+    orphans.forget_driver(_OWNED.pop("record", None))  # first: the watchdog must find no record
+    orphans.stop_watchdog(_OWNED.pop("watchdog", None))
 
 
 def cluster_nodes() -> list[dict[str, Any]]:
@@ -255,6 +287,10 @@ class RayRunner:
         running = len(self.inflight) - len(self.unstarted)
         return {"running": running, "queued": len(self.unstarted) + len(self.deferred)}
 
+    def in_flight(self) -> list[PreparedCell]:
+        """Cells submitted and not yet reported (a sweep stopped by a full disk records them interrupted)."""
+        return list(self.inflight.values())
+
     def wants(self) -> int:
         """How many more tasks to submit now: the queue ahead of the workers is kept QUEUED_PER_CPU deep."""
         if self.window is None:
@@ -303,6 +339,9 @@ class RayRunner:
         try:
             outcome = ray.get(ref)
         except ray.exceptions.RayError as exc:  # worker/node lost more than max_retries times, or cancelled
+            if disk_full(getattr(exc, "cause", None)):  # the store's disk is full: the sweep stops (run.py says so)
+                self.inflight[ref] = cell  # still in flight: recorded interrupted with the others
+                raise StoreFull(_first_line(exc)) from None
             reason = self.cancelled.pop(ref, None) or _first_line(exc)
             members = getattr(cell, "members", [cell])
             for member in members:
