@@ -176,11 +176,11 @@ def test_twenty_cells_run_as_arrays_within_max_array_size_and_parallelism(slurm_
 
 def test_a_cancelled_job_is_recorded_failed_and_retried_on_request(slurm_cluster, tmp_path, nap):
     store = tmp_path / "store"
-    # 0.1 s a step: the cell outlasts the ~5 s a cancelled job's processes live on (submitit ignores SIGTERM;
-    # SIGKILL follows KillWait and srun's own wait)
-    args = sweep_args(store, "--engine", "slurm", "--quiet", *nap, "--set", "nap=0.1", method="nap", seeds="0-1")
+    # cancelled as soon as its task starts the cell: its 12 x 8 x 0.07 s of training outlast the ~5 s a
+    # cancelled job's processes live on (submitit ignores SIGTERM; SIGKILL follows KillWait and srun's wait)
+    args = sweep_args(store, "--engine", "slurm", "--quiet", *nap, "--set", "nap=0.07", method="nap", seeds="0-1")
     sweep = start(*args)
-    folder = wait_for(lambda: (f := folder_of(store, 0)) is not None and epochs_done(f) >= 1 and f)
+    folder = wait_for(lambda: (f := folder_of(store, 0)) is not None and list(f.glob(f"*/*/{WORKER_FILE}")) and f)
     job = worker_of(folder)["slurm_job_id"]
     subprocess.run(["scancel", job], check=True, timeout=30)
     out, err = sweep.communicate(timeout=300)
@@ -242,11 +242,14 @@ def test_a_preempted_job_requeues_and_its_cells_resume_in_the_same_folders(slurm
     store, reference = tmp_path / "store", tmp_path / "reference"
     args = ("--quiet", *nap, "--pack", "2")
     sweep = start(*sweep_args(store, "--engine", "slurm", *args, method="nap", seeds="0-2"))  # a pack of seeds 0-1, seed 2 solo
-    folders = wait_for(lambda: all(epochs_done(folder_of(store, s)) >= 2 for s in range(3)) and [folder_of(store, s) for s in range(3)])
-    jobs = {worker_of(f)["slurm_job_id"] for f in folders}
-    assert len(jobs) == 2  # the pack's task and the solo cell's
-    for job in jobs:
+    jobs = set()
+    for seeds in ((0, 1), (2,)):  # each task is signalled once its cells are two epochs in
+        folders = wait_for(lambda seeds=seeds: all(epochs_done(folder_of(store, s)) >= 2 for s in seeds) and [folder_of(store, s) for s in seeds])
+        (job,) = {worker_of(f)["slurm_job_id"] for f in folders}
         subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)
+        jobs.add(job)
+    assert len(jobs) == 2  # the pack's task and the solo cell's
+    folders = [folder_of(store, s) for s in range(3)]
     local = start(*sweep_args(reference, *args, method="nap", seeds="0-2"))  # the uninterrupted records, meanwhile
     preempted = wait_for(lambda: (s := status(store))["preempted"] and s, timeout=60, every=0.5)
     assert preempted["failed"] == 0, preempted
@@ -313,3 +316,29 @@ def test_a_store_other_nodes_cannot_see_is_warned_about_on_a_multi_node_partitio
     assert "put --store on a filesystem every node mounts" in warning
     assert node_local_store_warning(tmp_path, nodes=3, partition="cpu") is not None  # /tmp, or a local disk
     assert node_local_store_warning(shm, nodes=1, partition="local") is None  # one node sees its own store
+
+
+def test_the_ray_in_slurm_template_runs_a_sweep_and_leaves_no_ray_behind(slurm_cluster, tmp_path):
+    """cluster/slurm/ray-sweep.sbatch, exactly as docs/cluster.md shows it: a Ray head in a one-node
+    allocation, then `seedbench sweep --ray-address` on it; its Ray processes are gone when the job ends."""
+    template = ROOT / "cluster" / "slurm" / "ray-sweep.sbatch"
+    assert template.read_text() in (ROOT / "docs" / "cluster.md").read_text(), "docs/cluster.md shows the template as it is"
+    store, log = tmp_path / "store", tmp_path / "ray-%j.out"
+    grid = sweep_args(store, "--quiet", *TINY, seeds="0-1")[1:]  # what follows `seedbench sweep`
+    command = ["sbatch", "--wait", "--parsable", "--nodes=1", "--cpus-per-task=2", f"--output={log}", str(template), *grid]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=500)
+    job = result.stdout.strip().split(";")[0]
+    output = Path(str(log).replace("%j", job)).read_text() if job else ""
+    assert result.returncode == 0, result.stderr + output[-3000:]
+    assert "2 cells: trained 2" in said(output) and "on the ray engine" in said(output), output[-3000:]
+    assert {r["status"] for r in records(store).values()} == {"finished"} and len(records(store)) == 2
+    temp = f"/tmp/ray-{job}"
+    left = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if temp.encode() in (proc / "cmdline").read_bytes():
+                left.append(proc.name)
+        except OSError:
+            continue
+    assert not left, f"Ray processes of job {job} outlived it: {left}"
+    assert not Path(temp).exists()

@@ -4,6 +4,8 @@
 #
 #   SEEDBENCH_SLURM_DIR   state, spool, logs, munge key and socket (default /tmp/seedbench-slurm-<uid>)
 #   SEEDBENCH_SLURM_PORT  slurmctld's port; slurmd takes the next one (default 16817 + 2 * (uid % 1000))
+#   SEEDBENCH_SLURM_MAX_ARRAY_SIZE  tasks per job array (default 4, so that small grids span several arrays
+#                         here as large ones do on a cluster; Slurm's own default is 1001)
 #
 # The last line printed is `export SLURM_CONF=<state folder>/slurm.conf`: Slurm's clients (sbatch, squeue,
 # and so seedbench) need it. Exit status 0: running (started now: first line "started", or "already
@@ -13,6 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 uid=$(id -u)
 dir=${SEEDBENCH_SLURM_DIR:-/tmp/seedbench-slurm-$uid}
 ctld_port=${SEEDBENCH_SLURM_PORT:-$((16817 + 2 * (uid % 1000)))}
+max_array=${SEEDBENCH_SLURM_MAX_ARRAY_SIZE:-4}
 conf=$dir/slurm.conf
 export SLURM_CONF=$conf
 
@@ -49,7 +52,7 @@ host=$(hostname -s)
 # CPUs, sockets, cores, threads and RealMemory exactly as slurmd detects them here
 hardware=$(slurmd -C | head -n 1 | tr ' ' '\n' | grep -v -e '^NodeName=' -e '^$' | tr '\n' ' ')
 sed -e "s|@HOST@|$host|g" -e "s|@DIR@|$dir|g" -e "s|@USER@|$(id -un)|g" \
-  -e "s|@CTLD_PORT@|$ctld_port|g" -e "s|@SLURMD_PORT@|$((ctld_port + 1))|g" -e "s|@HARDWARE@|$hardware|g" \
+  -e "s|@CTLD_PORT@|$ctld_port|g" -e "s|@SLURMD_PORT@|$((ctld_port + 1))|g" -e "s|@HARDWARE@|$hardware|g" -e "s|@MAX_ARRAY_SIZE@|$max_array|g" \
   "$here/slurm.conf.in" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
 

@@ -49,8 +49,6 @@ class Sweep:
         plugins: str | Iterable[str] = (),
         resources: Mapping[str, Any] | None = None,
         pack: int | str | None = None,
-        rerun_stale: bool = False,
-        keep_stale: bool = False,
     ):
         self.spec = SweepSpec(
             methods=_names(methods),
@@ -102,13 +100,16 @@ class Sweep:
         quiet: bool = True,
         resources: str | dict | None = None,
         pack: int | str | None = None,
+        slurm: dict | None = None,
+        detach: bool = False,
         rerun_stale: bool = False,
         keep_stale: bool = False,
     ):
         """Train the grid's unfinished cells; returns the SweepSummary (trained, reused, failed, store).
 
         `pack`: K seeds trained as one vectorized model, "auto" (the measured rule) or 1 (off); None keeps
-        the Sweep's own setting (docs/engine.md, "Seed packing").
+        the Sweep's own setting (docs/engine.md, "Seed packing"). `slurm` ({"partition": "gpu", "time": 120})
+        and `detach` are for engine="slurm" (docs/cluster.md).
         Finished cells whose method's code changed since raise StaleCode before anything runs, unless
         `rerun_stale` (train them again) or `keep_stale` (reuse them) says what to do (docs/store.md).
         """
@@ -122,6 +123,8 @@ class Sweep:
             address=address,
             resources=resources,
             pack=pack,
+            slurm=slurm,
+            detach=detach,
             rerun_stale=rerun_stale,
             keep_stale=keep_stale,
         )

@@ -62,6 +62,7 @@ FIRST_BATCH = 16  # cells prepared before the first array is submitted (jobs sta
 MAX_BATCH = 1024  # cells prepared per round later on; the driver polls Slurm between rounds
 POLL_EVERY = 2.0  # seconds between squeue calls
 RESULT_GRACE = 5.0  # seconds an ended task may take to show its result file (attribute caches of a shared filesystem)
+QUEUE_PATIENCE = 600.0  # seconds the driver keeps asking an unanswering Slurm before it leaves its jobs to a later run
 TARGET_TASK_SECONDS = 600.0  # an array task trains cells for about this long when their time is known
 MAX_CELLS_PER_TASK = 64
 REQUEUE_LIMIT = 50  # self-requeues per task (submitit counts a USR2 as a time-out in jobs under 50 minutes)
@@ -77,6 +78,9 @@ def worker_info() -> dict[str, Any]:
     array, index = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     gpus = os.environ.get("SLURM_STEP_GPUS") or os.environ.get("SLURM_JOB_GPUS") or ""
     gpu_ids = [g for g in gpus.split(",") if g.strip()]
+    given = os.environ.get("SLURM_GPUS_ON_NODE", "")
+    if not gpu_ids and given.isdigit() and int(given) > 0:  # Slurm made the GPUs it gave the only visible ones
+        gpu_ids = [str(i) for i in range(int(given))]
     return {
         "slurm_job_id": f"{array}_{index}" if array and index else os.environ.get("SLURM_JOB_ID"),
         "slurm_node": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
@@ -205,6 +209,7 @@ class SlurmRunner:
         self.submit_seconds = 0.0  # sbatch and submitit's pickles, for the summary and the benchmark
         self.open_tasks: dict[str, int] = {}  # array record -> its tasks still in flight here
         self.queue_error = ""
+        self.unanswered_since: float | None = None
         self._last_poll = 0.0
 
     # -- before planning: what earlier submissions left ----------------------------------------------
@@ -442,10 +447,17 @@ class SlurmRunner:
         if not self.tasks:
             return
         view = query_queue({(t.record.array, t.record.name) for t in self.tasks.values()})
+        now = time.time()
         if not view.ok:
             self.queue_error = view.error
+            self.unanswered_since = self.unanswered_since or now
+            if now - self.unanswered_since > QUEUE_PATIENCE:
+                raise SeedbenchError(
+                    f"Slurm has not answered for {QUEUE_PATIENCE / 60:.0f} minutes ({view.error}); the {len(self.tasks)} tasks in flight "
+                    "are left to Slurm: run the same command again to collect them"
+                )
             return  # asked again next round
-        now = time.time()
+        self.unanswered_since = None
         for task_id, task in list(self.tasks.items()):
             state = view.of(task_id)
             if state is not None:
