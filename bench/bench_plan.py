@@ -4,8 +4,9 @@ per-method components (components/<method>.py, the config as fields), side by si
     plan          resolve and validate --cells cells (the same code for both layouts), then look every
                   one up in the store's index (CellIndex: one query, machinable's identity hash per cell)
                   and judge the stored folders; against an empty store and against a store whose index
-                  holds every one of the cells, finished (rows cloned from one real finished cell, so
-                  that the 10,000 look-ups each find a row and read a record); the layouts alternate,
+                  holds every one of the cells, finished (rows cloned from one real finished cell per
+                  method, so that the 10,000 look-ups each find a row and read a record, and the
+                  stale-code check passes them); the layouts alternate,
                   --rounds times, and the fastest plan of each counts. Target: <= 2 s.
     prepare       what the engine's driver does per cell just before it runs it: build the cell's
                   machinable interface, materialise it and prepare its run-record (`prepare_cell`:
@@ -92,13 +93,16 @@ class LegacyIndex:
 
 
 def plan_legacy(resolved: list[Any], database: Path | None, store: Path) -> list[Any]:
+    """plan.plan_cells with the legacy look-up: everything else (states, the stale-code check) is today's."""
     from seedbench.sweep.plan import PlannedCell, _stored_state
+    from seedbench.sweep.runners.provenance import StaleCheck
 
     index = LegacyIndex(resolved[0], database, store)
+    check = StaleCheck(store)
     out = []
     for r in resolved:
         entry = index.entry(r)
-        out.append(PlannedCell(r, "pending") if entry is None else _stored_state(r, entry[0], entry[1], repair=False))
+        out.append(PlannedCell(r, "pending") if entry is None else check.judge(_stored_state(r, entry[0], entry[1], repair=False)))
     return out
 
 
@@ -133,31 +137,43 @@ def legacy_planned(resolved: Any) -> Any:
 
 
 def fill_store(store: Path, resolved: list[Any], layout: str) -> int:
-    """Train one cell of the layout for real, then clone its index row for every other cell of the grid."""
+    """Train one cell per method of the layout for real, then clone its index row for every other cell of that method."""
     from seedbench.sweep.plan import CellIndex, PlannedCell
     from seedbench.sweep.runners.dispatch import execute_cell, prepare_cell
     from seedbench.sweep.runners.locking import index_lock, index_path
     from seedbench.sweep.runners.store_context import index_database, open_store, project_root
 
+    firsts = list({r.method.name: r for r in reversed(resolved)}.values())
     with open_store(store) as directory:
         database = index_path(directory, index_database(store), project_root())
-        first = resolved[0]
         with index_lock(database):
-            planned = legacy_planned(first) if layout == "old" else PlannedCell(first, "pending")
-            job = prepare_cell(planned, directory, project_root(), env={}).job
-        if execute_cell(job, wait_if_busy=True)["status"] != "finished":
-            raise SystemExit(f"the {layout} layout's first cell did not finish; see {job['interface_dir']}")
-        index = LegacyIndex(first, None) if layout == "old" else CellIndex(resolved, None)
-        identities = [index.identity(r) for r in resolved]
+            jobs = [
+                prepare_cell(legacy_planned(r) if layout == "old" else PlannedCell(r, "pending"), directory, project_root(), env={}).job
+                for r in firsts
+            ]
+        for job in jobs:
+            if execute_cell(job, wait_if_busy=True)["status"] != "finished":
+                raise SystemExit(f"the {layout} layout's first {job['method']} cell did not finish; see {job['interface_dir']}")
+        index = LegacyIndex(firsts[0], None) if layout == "old" else CellIndex(resolved, None)
+        identities = {id(r): index.identity(r) for r in resolved}
     with contextlib.closing(sqlite3.connect(database)) as db, db:
         columns = [row[1] for row in db.execute("PRAGMA table_info('index')")]
-        (row,) = db.execute("SELECT * FROM 'index' WHERE identity_key = ?", (identities[0],)).fetchall()
-        template = dict(zip(columns, row, strict=True))
+        templates = {}
+        for first in firsts:
+            (row,) = db.execute("SELECT * FROM 'index' WHERE identity_key = ?", (identities[id(first)],)).fetchall()
+            templates[first.method.name] = dict(zip(columns, row, strict=True))
         clones = []
-        for n, identity in enumerate(identities[1:], 1):
-            clones.append(
-                {**template, "record_id": f"bench{layout}{n:07d}", "identity_key": identity, "created_at_ns": template["created_at_ns"] + n}
-            )
+        for n, r in enumerate(resolved):
+            template = templates[r.method.name]
+            if identities[id(r)] != template["identity_key"]:
+                clones.append(
+                    {
+                        **template,
+                        "record_id": f"bench{layout}{n:07d}",
+                        "identity_key": identities[id(r)],
+                        "created_at_ns": template["created_at_ns"] + n + 1,
+                    }
+                )
         marks = ",".join("?" * len(columns))
         db.executemany(f"INSERT INTO 'index' ({','.join(columns)}) VALUES ({marks})", [[c[k] for k in columns] for c in clones])
     return len(identities)
@@ -266,6 +282,8 @@ def main() -> None:
         resolved = resolve_grid(grid(args.cells).cells())
         for layout in ("old", "new"):
             fill_store(work / f"full-{layout}", resolved, layout)
+        for layout in ("old", "new"):  # warm up: first imports, the methods' code versions
+            time_plan(args.cells, work / f"empty-{layout}", layout)
         runs: dict[str, list[dict[str, Any]]] = {}
         for _ in range(args.rounds):  # the layouts alternate, so that load on the machine hits both alike
             for store in ("empty", "full"):
