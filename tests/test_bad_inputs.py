@@ -576,6 +576,66 @@ case("store-is-file-report", lambda c: _store_is_file(c, lambda c: c.analysis("r
 case("store-is-file-query", lambda c: _store_is_file(c, lambda c: c.query("SELECT 1")), "store-file is a file")
 
 
+# seedbench tune, and sweeps of a tuning study's choices (--preset tuned:STUDY)
+TINY_TRIAL = ["--set", "limit_train=32", "--set", "val_size=16"]  # a study's epochs are --epochs, never --set
+
+
+def _tune(c: Ctx, *extra: str) -> list[str]:
+    grid = ["--method", "sgd", "--model", "fc", "--dataset", "digits", "--trials", "2", "--seeds", "100", "--epochs", "1", "--study", "s"]
+    return ["tune", *grid, "--store", str(c.store), *TINY_TRIAL, "--quiet", *extra]
+
+
+def _tune_yaml(c: Ctx, space: str) -> list[str]:
+    path = c.write("tune.yaml", f"study: y\nmethods: [sgd]\nmodels: [fc]\ndatasets: [digits]\ntrials: 2\nseeds: 100\nepochs: 1\nspace: {space}\n")
+    return ["tune", str(path), "--store", str(c.store), *TINY_TRIAL, "--quiet"]
+
+
+def _tuned_study(c: Ctx, seeds: list[int], edit: bool = False) -> None:
+    """A tuning study's file in the case's store, written by seedbench's own writer (sgd on fc-digits, lr 0.1)."""
+    from seedbench.sweep.tuned import FORMAT, write_study
+
+    chosen = {"chosen": {"lr": 0.1}, "trial": 0, "val_acc": 0.9, "trials": []}
+    doc = {
+        "format": FORMAT,
+        "study": "t",
+        "budget": {"trials": 1, "seeds": seeds, "epochs": 1},
+        "methods": {"sgd": {"space": {}, "workloads": {"fc-digits": chosen}}},
+    }
+    path = write_study(c.store, doc)
+    if edit:  # a chosen value changed by hand: the file no longer matches its version
+        path.write_text(path.read_text().replace('"lr": 0.1', '"lr": 0.5'))
+
+
+case("tune-missing-flags", lambda c: ["tune", "--method", "sgd", "--store", str(c.store)], "tune needs", "--trials")
+case("tune-unknown-method", lambda c: _tune(c, "--method", "sgdd"), "sgdd", "did you mean 'sgd'")
+case("tune-trials-zero", lambda c: _tune(c, "--trials", "0"), "--trials 0")
+case("tune-halving-one", lambda c: _tune(c, "--halving", "1"), "--halving 1")
+case("tune-study-name-path", lambda c: _tune(c, "--study", "../x"), "study name '../x'")
+case("tune-searched-and-set", lambda c: _tune(c, "--set", "lr=0.1"), "lr is both searched", "drop one")
+case("tune-epochs-as-set", lambda c: _tune(c, "--set", "epochs=3"), "--epochs")
+case("tune-alias", lambda c: _tune(c, "--method", "pa_rewiring"), "alias of sgd")
+case("tune-range-log-zero", lambda c: _tune_yaml(c, "{sgd: {lr: {log_uniform: [0, 1]}}}"), "space.sgd.lr", "0 < low < high")
+case("tune-range-reversed", lambda c: _tune_yaml(c, "{sgd: {momentum: {uniform: [0.9, 0.1]}}}"), "space.sgd.momentum", "low < high")
+case("tune-range-invalid-value", lambda c: _tune_yaml(c, "{sgd: {momentum: {uniform: [-1, 0.5]}}}"), "momentum=-1", "narrow the range")
+case("tune-range-unknown-key", lambda c: _tune_yaml(c, "{sgd: {momentm: {uniform: [0, 0.5]}}}"), "momentm", "did you mean 'momentum'")
+case("tune-range-unknown-kind", lambda c: _tune_yaml(c, "{sgd: {lr: {loguniform: [0.01, 1]}}}"), "not a range", "log_uniform")
+case("tune-range-budget-key", lambda c: _tune_yaml(c, "{sgd: {epochs: {integer: [1, 5]}}}"), "epochs is part of the study's budget")
+case("tune-space-other-method", lambda c: _tune_yaml(c, "{rbd: {lr: 0.1}}"), "rbd", "does not tune")
+case("tune-dry-run-bad-range", lambda c: [*_tune_yaml(c, "{sgd: {lr: {log_uniform: [1, 0.1]}}}"), "--dry-run"], "0 < low < high")
+case("sweep-tuned-study-missing", lambda c: c.sweep("--preset", "tuned:nope"), "no tuned study 'nope'", "seedbench tune")
+case("sweep-tuned-seed-reused", lambda c: (_tuned_study(c, [0, 1]), c.sweep("--preset", "tuned:t"))[1], "seed 0 was used to tune study t", "--seeds")
+case("sweep-tuned-method-not-tuned", lambda c: (_tuned_study(c, [7]), c.sweep("--preset", "tuned:t", "--method", "rbd"))[1], "rbd was not tuned")
+case("sweep-tuned-workload-not-tuned", lambda c: (_tuned_study(c, [7]), c.sweep("--preset", "tuned:t", "--model", "cnn"))[1], "not on cnn-digits")
+case("sweep-tuned-edited-by-hand", lambda c: (_tuned_study(c, [7], edit=True), c.sweep("--preset", "tuned:t"))[1], "does not match its version")
+case(
+    "sweep-tuned-wrong-version",
+    lambda c: (_tuned_study(c, [7]), c.sweep("--preset", "tuned:t@000000000000"))[1],
+    "tuned:t@000000000000",
+    "holds version",
+)
+case("tune-report-missing-study", lambda c: ["tune-report", "nope", "--store", str(c.store)], "no tuned study 'nope'")
+
+
 @pytest.mark.parametrize(("build", "fragments"), CASES)
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(ctx: Ctx, build: Build, fragments: tuple[str, ...]) -> None:
     args = build(ctx)

@@ -207,6 +207,7 @@ def build_report(
     from seedbench.analysis.report import summary_table
     from seedbench.analysis.stats.provenance import flag_code_versions
     from seedbench.analysis.stats.runs import default_baseline
+    from seedbench.analysis.tuning import tuning_html
     from seedbench.analysis.units import in_display_units, unit_of
 
     tasks = [t for t in tasks if t in runs.columns]
@@ -235,6 +236,7 @@ def build_report(
                 ("tasks", "across tasks"),
                 ("time", "time to target"),
                 ("plots", "plots"),
+                ("tuning", "tuning"),
                 ("provenance", "provenance"),
                 ("methods", "methods"),
             )
@@ -264,6 +266,9 @@ def build_report(
             _section("Across tasks", _attempt(lambda: _across_tasks(runs, metric, unit, by, tasks, Path(tmp)), "across-task statistics"), "tasks"),
             _section("Time to target", _attempt(lambda: _time_to_target(timing, tasks, time, Path(tmp)), "time to target"), "time"),
             _section("Distributions", _attempt(lambda: _distribution_plot(runs, metric, by, tasks, Path(tmp)), "distribution plot"), "plots"),
+            _section(
+                "Tuning", _attempt(lambda: tuning_html(store_dir, Path(tmp), table_html, image_html), "tuning"), "tuning"
+            ),  # seedbench/analysis/tuning.py
         ]
     sections.append(_section("Provenance", _provenance(runs, by, tasks, store_dir, argv), "provenance"))
     sections.append(_section("Methods and references", METHODS_HTML.format(correction=_e(correction), n_resamples=n_resamples), "methods"))

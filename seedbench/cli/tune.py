@@ -61,6 +61,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resources", metavar="JSON", help="per-cell resources, e.g. '{\"num_gpus\": 0.25}' (identity unchanged)")
     p.add_argument("--pack", metavar="K|auto", help="train a trial's seeds as one vectorized model, as for `seedbench sweep` (default off)")
     p.add_argument("--retry-failed", action="store_true", help="rerun trial cells that failed before")
+    p.add_argument("--rerun-stale", action="store_true", help="train again the finished trial cells whose method's code changed since")
+    p.add_argument("--keep-stale", action="store_true", help="reuse those cells as they are (as for `seedbench sweep`)")
     p.add_argument("--replace", action="store_true", help="overwrite a study of the same name that was defined otherwise")
     p.add_argument("--dry-run", action="store_true", help="check the study and print its budget and what would run, without running anything")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -124,7 +126,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     spec = tune_spec_from_args(args)
     console = Console()
     if args.dry_run:
-        console.print(dry_run_tune(spec, retry_failed=args.retry_failed, replace=args.replace).describe(), highlight=False)
+        plan = dry_run_tune(spec, retry_failed=args.retry_failed, replace=args.replace, rerun_stale=args.rerun_stale, keep_stale=args.keep_stale)
+        console.print(plan.describe(), highlight=False)
         return 0
     result = run_tune(
         spec,
@@ -135,6 +138,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         replace=args.replace,
         quiet=args.quiet,
         argv=sys.argv[1:],
+        rerun_stale=args.rerun_stale,
+        keep_stale=args.keep_stale,
     )
     counts = f"trained {result.trained} (diverged {result.diverged}), reused {result.reused}, failed {len(result.failed)}"
     if not result.ok:

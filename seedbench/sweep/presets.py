@@ -152,10 +152,12 @@ def bind_tuned(presets: Any, store: str | None, cells: list[Any]) -> None:
         tuned = set(tuning_seeds(doc))
         reused = sorted({value for cell in cells for _, value in cell.seeds if value in tuned})
         if reused:
+            wanted = len({value for cell in cells for _, value in cell.seeds})
+            fresh = [seed for seed in range(wanted + len(tuned)) if seed not in tuned][:wanted]
+            many = len(reused) > 1
             raise ConfigError(
-                f"{'seeds' if len(reused) > 1 else 'seed'} {seed_text(reused)} of this sweep {'were' if len(reused) > 1 else 'was'} used to tune "
-                f"study {study} (tuning seeds {seed_text(sorted(tuned))}); "
-                f"the final study must run on fresh seeds: choose seeds outside them, e.g. --seeds 0-19"
+                f"{'seeds' if many else 'seed'} {seed_text(reused)} {'were' if many else 'was'} used to tune study {study} "
+                f"(its tuning seeds: {seed_text(sorted(tuned))}); the final study must run on seeds selection never saw, e.g. --seeds {seed_text(fresh)}"
             )
         _BOUND[name] = doc
 

@@ -529,6 +529,8 @@ def run_tune(
     quiet: bool = False,
     console: Any = None,
     argv: list[str] | None = None,
+    rerun_stale: bool = False,
+    keep_stale: bool = False,
 ) -> TuneResult:
     """Run the study's trials rung by rung, select on validation, write `<store>/tuned/<study>.json`."""
     from rich.console import Console
@@ -558,7 +560,16 @@ def run_tune(
                 highlight=False,
             )
         summary = run_sweep(
-            plan.sweep(cells), retry_failed=retry_failed, console=console, quiet=quiet, engine=engine, address=address, resources=resources, argv=argv
+            plan.sweep(cells),
+            retry_failed=retry_failed,
+            console=console,
+            quiet=quiet,
+            engine=engine,
+            address=address,
+            resources=resources,
+            argv=argv,
+            rerun_stale=rerun_stale,
+            keep_stale=keep_stale,
         )
         result.trained += summary.trained
         result.reused += summary.reused
@@ -665,14 +676,16 @@ class TuneDryRun:
         )
 
 
-def dry_run_tune(spec: TuneSpec, retry_failed: bool = False, replace: bool = False) -> TuneDryRun:
+def dry_run_tune(
+    spec: TuneSpec, retry_failed: bool = False, replace: bool = False, rerun_stale: bool = False, keep_stale: bool = False
+) -> TuneDryRun:
     from seedbench.sweep.run import dry_run
     from seedbench.sweep.runners.store_context import store_dir
 
     plan = plan_study(spec)
     check_cells(plan)
     check_existing(plan, store_dir(spec.store), replace)
-    first = dry_run(plan.sweep(plan.cells(plan.rungs[0][0])), retry_failed=retry_failed)
+    first = dry_run(plan.sweep(plan.cells(plan.rungs[0][0])), retry_failed=retry_failed, rerun_stale=rerun_stale, keep_stale=keep_stale)
     return TuneDryRun(spec.study, list(plan.spaces), spec.trials, list(spec.seeds), plan.rungs, first)
 
 
@@ -748,9 +761,27 @@ class Tune:
         return dry_run_tune(self.spec, retry_failed=retry_failed, replace=replace)
 
     def run(
-        self, engine: str = "local", *, address: str | None = None, retry_failed: bool = False, replace: bool = False, quiet: bool = True
+        self,
+        engine: str = "local",
+        *,
+        address: str | None = None,
+        retry_failed: bool = False,
+        replace: bool = False,
+        quiet: bool = True,
+        rerun_stale: bool = False,
+        keep_stale: bool = False,
     ) -> TuneResult:
-        return run_tune(self.spec, engine=engine, address=address, retry_failed=retry_failed, replace=replace, quiet=quiet)
+        """Run the study's trials (finished ones reused), select on validation, write the study's file."""
+        return run_tune(
+            self.spec,
+            engine=engine,
+            address=address,
+            retry_failed=retry_failed,
+            replace=replace,
+            quiet=quiet,
+            rerun_stale=rerun_stale,
+            keep_stale=keep_stale,
+        )
 
     def __repr__(self) -> str:
         s = self.spec
@@ -767,7 +798,11 @@ def tune(
     retry_failed: bool = False,
     replace: bool = False,
     quiet: bool = True,
+    rerun_stale: bool = False,
+    keep_stale: bool = False,
     **study: Any,
 ) -> TuneResult:
     """`Tune(...).run(...)` in one call; the keyword arguments are Tune's (trials, seeds, epochs, study, ...)."""
-    return Tune(methods, models, datasets, **study).run(engine, address=address, retry_failed=retry_failed, replace=replace, quiet=quiet)
+    return Tune(methods, models, datasets, **study).run(
+        engine, address=address, retry_failed=retry_failed, replace=replace, quiet=quiet, rerun_stale=rerun_stale, keep_stale=keep_stale
+    )
