@@ -2,7 +2,7 @@
 
 The public API:
 
-    from seedbench import Sweep, Store, run_trial, register_method, Method, TrialConfig
+    from seedbench import Sweep, Tune, Store, run_trial, register_method, Method, TrialConfig
 
 The library layers (data, models, init, optim, methods, train) work without machinable or Ray; only
 seedbench.sweep (the engines) and components/ import machinable. Names are imported on first use, so
@@ -15,6 +15,8 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "Sweep": "seedbench.sweep.api",
+    "Tune": "seedbench.sweep.tune",
+    "tune": "seedbench.sweep.tune",
     "Store": "seedbench.analysis.api",
     "run_trial": "seedbench.train.trial",
     "Method": "seedbench.methods.base",
