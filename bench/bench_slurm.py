@@ -134,7 +134,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     out: dict = {}
-    with tempfile.TemporaryDirectory(prefix="bench-slurm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="seedbench-bench-slurm-") as tmp:
         base = Path(tmp)
         bench_engine.PLUGIN[:] = [str(bench_engine.make_plugin(base))]
         env = start_slurm(base / "slurm")

@@ -141,6 +141,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
 
     if args.until_decided:
+        if args.detach:
+            raise ConfigError("--until-decided needs each round's results before the next: drop --detach")
         from seedbench.sweep.until_decided import run_until_decided
 
         def round_of(grid):
