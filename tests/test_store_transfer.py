@@ -218,3 +218,25 @@ def test_export_leaves_out_unfinished_cells_and_refuses_bad_paths(source: Path, 
 
     _one_line_refusal(run_cli("store", "export", "--store", str(source), "-o", str(tmp_path / "x.json")), "name it *.jsonl.gz")
     _one_line_refusal(run_cli("store", "export", "--store", str(tmp_path / "none"), "-o", str(tmp_path / "x.jsonl.gz")), "does not exist")
+
+
+def test_a_held_record_made_by_other_code_is_kept_never_overwritten(source: Path, tmp_path: Path) -> None:
+    """A finished cell of the target store that today's sweep calls stale (trained by other code) still
+    holds its result: an import of the same result leaves it, of another result is a conflict."""
+    exported = _export(source, tmp_path / "cells.jsonl.gz")
+    target = tmp_path / "b"
+    assert _import(exported, target).returncode == 0
+    for path in target.rglob("run.json"):
+        record = json.loads(path.read_text())
+        record["code_sha256"] = "0" * 64  # as if another version of the code had trained it
+        path.write_text(json.dumps(record))
+    dry = _sweep(target, "--dry-run")
+    assert "4 stale" in dry.stdout.replace("\n", " "), dry.stdout + dry.stderr
+    before = _tree_hash(target)
+    again = _import(exported, target)
+    assert again.returncode == 0 and "4 already there with the same result" in again.stdout
+    assert _tree_hash(target) == before
+    changed = _lines(exported)
+    changed[1]["run"]["test_acc"] = 0.5
+    _one_line_refusal(_import(_write(tmp_path / "changed.jsonl.gz", changed), target), "conflicts with the cell this store holds")
+    assert _tree_hash(target) == before

@@ -374,7 +374,7 @@ def import_cells(path: str | os.PathLike, store: str | os.PathLike | None = None
                 unique[identity] = entry
             todo = []
             for entry, planned in zip(unique.values(), plan_cells([e.resolved for e in unique.values()], database, repair=False, store=directory)):
-                if planned.state == "finished":
+                if planned.state in ("finished", "stale"):  # a record that ended (stale: under other code) is kept, never overwritten
                     from seedbench.record import EPOCHS_FILE, read_record_dict
 
                     held = result_of(read_record_dict(planned.path), _read_epochs(planned.path / EPOCHS_FILE))
