@@ -120,6 +120,20 @@ def tune_spec_from_args(args: argparse.Namespace):
     return spec
 
 
+def final_sweep_hint(spec, preset: str) -> str:
+    """The final study's command line: the study's grid, budget, presets and --set values, the tuned preset, fresh seeds."""
+    import shlex
+
+    from seedbench.sweep.tuned import seed_text
+
+    words = ["seedbench", "sweep", *(w for p in spec.plugins for w in ("--plugin", p))]
+    words += ["--method", ",".join(spec.methods), "--model", ",".join(spec.models), "--dataset", ",".join(spec.datasets)]
+    words += ["--epochs", str(spec.epochs), "--preset", ",".join([*spec.presets, preset])]
+    words += [w for k, v in spec.overrides.items() for w in ("--set", f"{k}={v}")]
+    words += [*(["--store", spec.store] if spec.store else []), "--seeds"]
+    return shlex.join(words) + f" <seeds other than {seed_text(spec.seeds)}>"
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from seedbench.sweep.tune import dry_run_tune, run_tune
 
@@ -151,14 +165,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
         console.print(f"tune {spec.study}: {counts}; not every trial finished, so nothing was chosen (equal budgets); fix and run again")
         return 1
     from seedbench.analysis.tuning import budget_text, chosen_lines
-    from seedbench.sweep.tuned import seed_text
 
     for line in chosen_lines(result.doc or {}):
         console.print(line, highlight=False, soft_wrap=True)
     console.print(
         f"[bold]tune {spec.study}[/]: {budget_text(result.doc or {})} per method; {counts} in {result.seconds:.1f} s on the {result.engine} engine\n"
-        f"wrote {result.path} (version {result.version}); next: seedbench sweep --method {','.join(spec.methods)} --model {','.join(spec.models)} "
-        f"--dataset {','.join(spec.datasets)} --preset {result.preset} --seeds <seeds other than {seed_text(spec.seeds)}>",
+        f"wrote {result.path} (version {result.version})\nnext: {final_sweep_hint(spec, result.preset)}\n"
+        f'then: seedbench report{" --store " + spec.store if spec.store else ""} --where "seed NOT IN ({", ".join(map(str, spec.seeds))})"'
+        "  (the trials are in the store too)",
         highlight=False,
         soft_wrap=True,
     )
