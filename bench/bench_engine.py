@@ -6,9 +6,11 @@ through the real engine end to end: resolved and validated, planned against the 
 and prepared by the driver under the index lock, run as Ray tasks that rebuild them from their folders
 and import the plugin from the source the driver sent.
 
-    wall / ideal      --cells cells on --workers workers (a local Ray with that many CPUs); ideal =
-                      the cells' own measured times summed / workers. Wall is the whole sweep: planning,
-                      materialising, preparing, dispatching, collecting (target <= 1.05).
+    wall / ideal      --cells cells on the Ray engine with --workers workers (a local Ray with that many
+                      CPUs) and on the local engine (one cell at a time), side by side, --repeat times
+                      each, alternating; ideal = the cells' own measured times (their run.json seconds)
+                      summed / workers (1 for the local engine). Wall is the whole sweep: planning,
+                      materialising, preparing, dispatching, collecting (target <= 1.05 on both).
     seedbench / Tune  the same cells as a tune.Tuner grid (a function trainable that sleeps as long),
                       measured in the same run on a fresh Ray of the same size (target <= 0.3).
     overhead / cell   worker time lost per cell: (wall x workers - sum of cell times) / cells; and the
@@ -28,7 +30,7 @@ Set-up: Ray Tune's extra goes into its own venv, never into the project's .venv:
 Run (from the project root; ~10 minutes on 2 cores, most of it Tune and the 10,000-cell plan):
 
     .venv/bin/python bench/bench_engine.py [--tune-python /tmp/tune-venv/bin/python] [--cells 200]
-        [--seconds 0.5] [--workers 2] [--pending 10000] [--json out.json]
+        [--seconds 0.5] [--workers 2] [--engines local,ray] [--repeat 1] [--pending 10000] [--json out.json]
 
 Without a Tune venv (or with --tune-python ''), the Tune comparison is reported as skipped.
 """
@@ -39,6 +41,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,15 +164,20 @@ def bench_plan(store: Path, cells: int) -> dict:
     return {"cells": cells, "dry_run_s": round(time.time() - t0, 2), "dry_run_new": plan.new}
 
 
-def bench_sweep(store: Path, cells: int, seconds: float, workers: int) -> dict:
+def bench_sweep(store: Path, cells: int, seconds: float, workers: int, engine: str = "ray") -> dict:
+    """One sweep of `cells` spin cells on `engine`; the local engine runs one cell at a time (workers = 1)."""
     from seedbench.sweep.run import run_sweep
 
-    summary = run_sweep(spec(store, cells, seconds), quiet=True, engine="ray")
+    workers = workers if engine == "ray" else 1
+    load = os.getloadavg()[0]
+    summary = run_sweep(spec(store, cells, seconds), quiet=True, engine=engine)
     assert summary.trained == cells and not summary.failed, (summary.trained, summary.failed)
     times = cell_seconds(store)
     ideal = sum(times) / workers
     wall = summary.seconds
     return {
+        "engine": engine,
+        "load_at_start": round(load, 2),
         "cells": cells,
         "wall_s": wall,
         "ideal_s": ideal,
@@ -180,12 +188,13 @@ def bench_sweep(store: Path, cells: int, seconds: float, workers: int) -> dict:
     }
 
 
-def bench_zero(store: Path, cells: int) -> dict:
+def bench_zero(store: Path, cells: int, engine: str = "ray") -> dict:
     from seedbench.sweep.run import run_sweep
 
-    summary = run_sweep(spec(store, cells, 0.0), quiet=True, engine="ray")
+    summary = run_sweep(spec(store, cells, 0.0), quiet=True, engine=engine)
     assert summary.trained == cells and not summary.failed
     return {
+        "engine": engine,
         "cells": cells,
         "wall_s": summary.seconds,
         "ms_per_cell": summary.seconds / cells * 1000,
@@ -264,6 +273,10 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=200, help="cells of the wall/ideal, zero-work and Tune runs (0: skip them)")
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--engines", default="local,ray", help="engines of the wall/ideal and zero-work runs, side by side")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="wall/ideal runs per engine, alternating engines (the machine is shared: report the spread)"
+    )
     parser.add_argument("--pending", type=int, default=10000, help="cells of the dry run and the large sweep (0: skip)")
     default_tune = "/tmp/tune-venv/bin/python" if Path("/tmp/tune-venv/bin/python").exists() else ""
     parser.add_argument("--tune-python", default=default_tune, help="python of a venv with bench/requirements-tune.txt ('' skips Tune)")
@@ -284,10 +297,17 @@ def main() -> int:
         ray_engine.connect(num_cpus=args.workers)
         out["ray_start_s"] = round(time.time() - t0, 2)
         try:
+            engines = [e.strip() for e in args.engines.split(",") if e.strip()]
             if args.cells:
-                out["seedbench"] = bench_sweep(base / "store-main", args.cells, args.seconds, args.workers)
-                print(json.dumps({"seedbench": out["seedbench"]}), flush=True)
-                out["zero_work"] = bench_zero(base / "store-zero", args.cells)
+                out["engines"] = {engine: [] for engine in engines}
+                for round_ in range(args.repeat):
+                    for engine in engines if round_ % 2 == 0 else engines[::-1]:  # alternate, so neither always runs first
+                        run = bench_sweep(base / f"store-{engine}-{round_}", args.cells, args.seconds, args.workers, engine)
+                        out["engines"][engine].append(run)
+                        print(json.dumps({"wall_over_ideal": run}), flush=True)
+                if "ray" in out["engines"]:
+                    out["seedbench"] = min(out["engines"]["ray"], key=lambda r: r["wall_s"])  # the Tune comparison's
+                out["zero_work"] = {engine: bench_zero(base / f"store-zero-{engine}", args.cells, engine) for engine in engines}
                 print(json.dumps({"zero_work": out["zero_work"]}), flush=True)
             if args.pending:
                 out["plan"] = bench_plan(base / "store-plan", args.pending)
@@ -298,21 +318,26 @@ def main() -> int:
             ray_engine.shutdown()
         time.sleep(2)  # let the engine's Ray go before Tune starts its own on the same cores
         out["tune"] = bench_tune(args.tune_python, args.cells, args.seconds, args.workers) if args.cells else {"skipped": "--cells 0"}
-        if "wall" in out["tune"]:
+        if "wall" in out["tune"] and "seedbench" in out:
             out["seedbench_over_tune"] = out["seedbench"]["wall_s"] / out["tune"]["wall"]
         out["machine"]["load_avg_at_end"] = os.getloadavg()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    s = out.get("seedbench")
     print(f"engine benchmark ({os.cpu_count()} cores, load {out['machine']['load_avg_at_start'][0]:.1f} at start)")
-    if s is not None:
+    for engine, runs in out.get("engines", {}).items():
+        workers = args.workers if engine == "ray" else 1
+        ratios = sorted(r["wall_over_ideal"] for r in runs)
+        median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1 : len(ratios) // 2 + 1]) / 2
+        spread = f" (runs: {', '.join(f'{x:.3f}' for x in ratios)})" if len(ratios) > 1 else ""
+        best = min(runs, key=lambda r: r["wall_over_ideal"])
         print(
             textwrap.dedent(f"""
-              {args.cells} cells x {args.seconds} s on {args.workers} workers
-              wall / ideal          {s["wall_over_ideal"]:.3f}   ({s["wall_s"]:.1f} s / {s["ideal_s"]:.1f} s; target <= 1.05)
-              overhead per cell     {s["overhead_ms_per_cell"]:.0f} ms of worker time; driver plan+prepare {s["driver_ms_per_cell"]:.1f} ms
-              zero-second cells     {out["zero_work"]["ms_per_cell"]:.1f} ms per cell end to end""").rstrip()
+              {engine} engine: {args.cells} cells x {args.seconds} s on {workers} worker{"s" if workers > 1 else ""}
+              wall / ideal          {median:.3f} median{spread}; target <= 1.05
+              best run              {best["wall_s"]:.1f} s / {best["ideal_s"]:.1f} s, load {best["load_at_start"]:.1f} at its start
+              overhead per cell     {statistics.median(r["overhead_ms_per_cell"] for r in runs):.0f} ms of worker time; driver plan+prepare {statistics.median(r["driver_ms_per_cell"] for r in runs):.1f} ms
+              zero-second cells     {out["zero_work"][engine]["ms_per_cell"]:.1f} ms per cell end to end""").rstrip()
         )
     if "wall" in out["tune"]:
         t = out["tune"]

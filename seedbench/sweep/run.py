@@ -356,7 +356,7 @@ def run_sweep(
         else:
             from seedbench.sweep.runners.local import LocalRunner
 
-            runner = LocalRunner(report, on_start=lambda cell: tick(cell.label))
+            runner = LocalRunner(report, on_start=lambda cell: tick(cell.label), context=lambda: open_store(spec.store))
         stack.callback(runner.close)
         guard.runner = runner
         packer.runner = runner

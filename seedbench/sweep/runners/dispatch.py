@@ -115,6 +115,14 @@ read_record = read_record_dict
 write_json = write_json_atomic
 
 
+def write_worker(path: Path, info: dict[str, Any]) -> None:
+    """worker.json, atomically but without an fsync: it says where a cell ran (and, by its mtime, that it
+    started), which a kill never loses; an fsync costs more than the file is worth, twice per cell."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(info, indent=1, default=str))
+    os.replace(tmp, path)
+
+
 def record_failure(interface_dir: str | Path, error: str, detail: str, cell: Any = None) -> None:
     """Mark a cell failed when it died outside run_trial (worker lost for good, cancelled, broken record)."""
     directory = Path(interface_dir)
@@ -309,7 +317,7 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
             return outcome_of(interface_dir, "reused")
         os.environ.update(job.get("env", {}))
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": started, "threads": job.get("threads"), **(worker or {})}
-        write_json(Path(run_dir) / WORKER_FILE, info)
+        write_worker(Path(run_dir) / WORKER_FILE, info)
         _set_threads(job.get("threads"))
         if project_dir not in sys.path:  # components import each other as `components.<name>`
             sys.path.insert(0, project_dir)
@@ -340,7 +348,7 @@ def execute_cell(job: dict[str, Any], wait_if_busy: bool = False, worker: dict[s
         torch = sys.modules.get("torch")
         if torch is not None:  # what the cell really trained with, for the record
             info["torch_threads"] = torch.get_num_threads()
-            write_json(Path(run_dir) / WORKER_FILE, info)
+            write_worker(Path(run_dir) / WORKER_FILE, info)
         outcome = outcome_of(interface_dir)
         outcome.update({"pid": info["pid"], "node_id": info.get("node_id"), "wall": time.time() - started})
         return outcome
@@ -451,7 +459,7 @@ def _train_pack(job: dict[str, Any], todo: list[dict[str, Any]], worker: dict[st
             "pack_id": job["pack_id"],
             **(worker or {}),
         }
-        write_json(Path(m["run_dir"]) / WORKER_FILE, info)
+        write_worker(Path(m["run_dir"]) / WORKER_FILE, info)
     _set_threads(job.get("threads"))
     load_plugins_from_env()
     cells = []

@@ -63,10 +63,14 @@ def _ray_cell(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _warm() -> int:
-    """Import what every cell needs once per worker while the driver is still planning."""
+    """Import what every cell needs once per worker while the driver is still planning: machinable, and
+    torch with the training loop (seconds; a cell that imported it itself would wait for it first)."""
     import machinable  # noqa: F401
+    import torch  # noqa: F401
 
     import seedbench.sweep.runners.dispatch  # noqa: F401
+    import seedbench.train.loop  # noqa: F401
+    import seedbench.train.trial  # noqa: F401
 
     return os.getpid()
 
