@@ -203,6 +203,20 @@ def _plan(
             step += 1
 
 
+def _die_with_parent() -> None:
+    """A t-SNE process ends when the process that trains does (Linux): a SIGKILLed sweep leaves none behind.
+
+    Spawned processes otherwise outlive their parent, and multiprocessing's resource tracker with them.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _with_points(
     plan: Iterator[tuple[int, torch.Tensor, torch.Tensor]],
     flat: torch.Tensor,
@@ -230,7 +244,7 @@ def _with_points(
             timing["wait"] += elapsed
             yield step, classes, points
         return
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with_parent)
     pending: deque[tuple[int, torch.Tensor, Future]] = deque()
 
     def submit(item: tuple[int, torch.Tensor, torch.Tensor] | None) -> None:
