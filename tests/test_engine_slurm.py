@@ -215,6 +215,11 @@ def test_detach_submits_and_returns_then_the_same_sweep_collects_and_submits_onl
     assert submitted.options == "partition=local time=30 cpus=1 mem=1500M", submitted.options  # cell < YAML < --slurm
     early = status(store)
     assert early["queued"] + early["running"] + early["finished"] == 2 and early["pending"] == 0, early
+    # where Slurm's clients are missing, status says so and counts from the store's records alone
+    blind = run_cli("status", "--store", str(store), "--format", "json", env={"PATH": str(Path(sys.executable).parent)})
+    assert blind.returncode == 0 and "could not ask Slurm (squeue not found)" in said(blind.stderr), blind.stderr
+    (counts,) = json.loads(blind.stdout)
+    assert counts["queued"] + counts["running"] + counts["finished"] == 2 and counts["pending"] == 0, counts
 
     second = run_cli("sweep", str(spec), "--seeds", "0-2", "--engine", "slurm", "--quiet", *TINY, *placement, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]

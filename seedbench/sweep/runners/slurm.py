@@ -65,6 +65,7 @@ RESULT_GRACE = 5.0  # seconds an ended task may take to show its result file (at
 QUEUE_PATIENCE = 600.0  # seconds the driver keeps asking an unanswering Slurm before it leaves its jobs to a later run
 TARGET_TASK_SECONDS = 600.0  # an array task trains cells for about this long when their time is known
 MAX_CELLS_PER_TASK = 64
+JOB_COUNT_SHARE = 4  # a sweep submits at most MaxJobCount / 4 array tasks: Slurm counts every task, pending or not
 REQUEUE_LIMIT = 50  # self-requeues per task (submitit counts a USR2 as a time-out in jobs under 50 minutes)
 
 Report = Callable[[Any, dict[str, Any]], None]
@@ -361,12 +362,18 @@ class SlurmRunner:
 
     def cells_per_task(self, options: SlurmOptions, items: list[Any]) -> int:
         """K cells per array task: given, or enough for TARGET_TASK_SECONDS of the group's known cell time,
-        within the time limit, and never so many that fewer tasks than the cluster's free slots remain."""
+        within the time limit, and never so many that fewer tasks than the cluster's free slots remain.
+
+        Whatever the cells' time, a grid never becomes more than MaxJobCount / JOB_COUNT_SHARE tasks:
+        Slurm refuses submissions beyond MaxJobCount (10,000 by default), counting every task of a pending
+        array. A task that outlasts its time limit requeues itself with the cells it has not finished.
+        """
         if options.cells_per_task:
             return options.cells_per_task
+        least = math.ceil(max(self.pending_cells, len(items)) / max(1, self.info.max_job_count // JOB_COUNT_SHARE))
         known = [statistics.median(self.finished_seconds[g]) for g in {i.cell.group for i in items} if self.finished_seconds.get(g)]
         if not known:
-            return 1
+            return max(1, least)
         expected = max(known)
         k = min(MAX_CELLS_PER_TASK, max(1, int(TARGET_TASK_SECONDS // expected)))
         k = min(k, max(1, int(self.info.time_for(options) * 60 // (1.5 * expected))))
@@ -374,7 +381,7 @@ class SlurmRunner:
         slots = max(1, (part.nodes * part.cpus) // max(1, options.cpus)) if part is not None and part.cpus else 1
         if options.array_parallelism:
             slots = min(slots, options.array_parallelism)
-        return max(1, min(k, math.ceil(max(self.pending_cells, len(items)) / slots)))
+        return max(1, least, min(k, math.ceil(max(self.pending_cells, len(items)) / slots)))
 
     def flush(self, final: bool = False) -> None:
         """Submit the buffered cells as arrays, per option set; a partial task waits for more cells unless final."""

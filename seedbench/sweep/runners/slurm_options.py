@@ -224,6 +224,7 @@ class ClusterInfo:
     partitions: dict[str, Partition] = field(default_factory=dict)
     default_partition: str | None = None
     max_array_size: int = 1001
+    max_job_count: int = 10000  # every array task counts against it, pending or not (slurm.conf MaxJobCount)
 
     def partition(self, name: str | None) -> Partition | None:
         return self.partitions.get(name or self.default_partition or "")
@@ -313,9 +314,10 @@ def cluster_info() -> ClusterInfo:
         if default:
             info.default_partition = name
     config = run_client(["scontrol", "show", "config"])
-    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", config.stdout, re.MULTILINE)
-    if match:
-        info.max_array_size = int(match.group(1))
+    for key, attr in (("MaxArraySize", "max_array_size"), ("MaxJobCount", "max_job_count")):
+        match = re.search(rf"^{key}\s*=\s*(\d+)", config.stdout, re.MULTILINE)
+        if match:
+            setattr(info, attr, int(match.group(1)))
     return info
 
 
