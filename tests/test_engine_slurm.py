@@ -228,7 +228,7 @@ def test_detach_submits_and_returns_then_the_same_sweep_collects_and_submits_onl
     assert [c["label"] for task in arrays[-1].tasks for c in task] == ["sgd fc-digits seed=2"]
     assert "3 cells: trained" in said(second.stdout), second.stdout
     assert_one_finished_record_per_cell(store, {0, 1, 2})
-    assert all(r.settled for r in arrays)
+    assert arrays[-1].settled  # (the first array is settled by whichever run looks at it once its tasks have ended)
 
 
 def test_concurrent_sweeps_on_one_store_train_each_cell_once(slurm_cluster, tmp_path):
