@@ -3,10 +3,10 @@ the planner and the TensorFlow runner ask the Method object, so a plugin's metho
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.source_scan import named_constants
 
 BUILT_IN = {"sgd", "rbd", "fpd", "nes", "sup_walsh", "pa_rewiring", "stabilized_strength"}
 # A method's names belong to its own modules: its declaration (seedbench/methods), its optimizer in the
@@ -22,21 +22,7 @@ def _files() -> list[Path]:
 
 
 def _named(path: Path) -> list[tuple[int, str]]:
-    """String constants (outside docstrings) that are exactly a built-in method's name, as (line, name)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    return [
-        (node.lineno, node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in BUILT_IN and id(node) not in docstrings
-    ]
+    return named_constants(path, BUILT_IN)
 
 
 def test_the_generic_layers_name_no_built_in_method() -> None:

@@ -7,7 +7,6 @@ stored as (N, 1, 1, 13) uint8 samples in a .npz file under --data-dir, and a two
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from seedbench.models.builtin import MODELS
 from seedbench.models.spec import ModelSpec
 from seedbench.sweep import fit
 from tests.conftest import ROOT, run_cli
+from tests.source_scan import named_constants
 
 TABULAR_PLUGIN = '''
 """A table of 13 features (each sample a 1x1x13 "image") and a two-layer MLP for it."""
@@ -407,21 +407,7 @@ ALLOWED = {
 
 
 def _named(path: Path) -> list[tuple[int, str]]:
-    """String constants (outside docstrings) that are exactly a built-in model's or dataset's name."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    return [
-        (node.lineno, node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in NAMES and id(node) not in docstrings
-    ]
+    return named_constants(path, NAMES)
 
 
 def test_no_built_in_model_or_dataset_is_named_outside_its_declaration() -> None:

@@ -193,17 +193,6 @@ class _Batches:
         return idx
 
 
-def _evaluations_per_step(optimizer: torch.optim.Optimizer) -> int:
-    """How many closure calls (each one minibatch) a gradient-free optimizer makes per step."""
-    n = getattr(optimizer, "evaluations_per_step", None)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(
-            f"{type(optimizer).__name__} is gradient-free but does not declare evaluations_per_step "
-            "(closure calls per step), which the image budget needs"
-        )
-    return n
-
-
 def summarize_val_acc(history: list[dict[str, Any]], last: int = 10) -> dict[str, Any]:
     """best_val_acc, best_epoch (1-based, the first on ties) and val_acc_last10 (mean of the last `last`
     epochs, or of all when fewer ran): a run's final epoch alone hides both a peak and a late collapse."""
