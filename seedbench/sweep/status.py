@@ -216,9 +216,10 @@ def slurm_cell_state(store: Path, rel_dir: str | None, hold: str | None, state: 
     if hold == "ended":  # its job ended without finishing it: the next run of the sweep records it failed
         return "failed"
     uuid = _uuid_of(Path(store) / rel_dir) if rel_dir else None
-    if hold in ("queued", "preempted") and uuid and cell_is_locked(store, uuid):
+    if uuid and cell_is_locked(store, uuid):  # a task trains it right now
         return "running"
-    return hold
+    # not started yet: waiting in Slurm, or in a running task that trains its cells one after another
+    return "preempted" if hold == "preempted" else "queued"
 
 
 def sweep_status(store: Path, warnings: list[str] | None = None) -> list[SweepStatus]:
