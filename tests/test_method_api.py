@@ -19,7 +19,7 @@ import torch
 from seedbench.registry import get_method
 from seedbench.train.loop import DivergenceRules, MethodParts, TrainSettings, train
 from seedbench.train.trial import build_initialised_model, method_parts
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, sweep_args
 from tests.test_report_html import _Images, chromium
 
 EXAMPLES = ("sam", "cosine", "smoothing", "mixup", "phases")
@@ -224,24 +224,8 @@ def _plugin_args(plugins: list[Path]) -> list[str]:
 
 def _sweep(store: Path, plugins: list[Path], *extra: str) -> None:
     methods = ",".join([*METHOD_OF.values(), "sgd"])
-    result = run_cli(
-        "sweep",
-        *_plugin_args(plugins),
-        "--method",
-        methods,
-        "--model",
-        "fc",
-        "--dataset",
-        "digits",
-        "--seeds",
-        "0-1",
-        "--store",
-        str(store),
-        "--quiet",
-        *FAST,
-        *extra,
-        cwd=plugins[0].parent,
-    )
+    args = sweep_args(store, *_plugin_args(plugins), "--quiet", *FAST, *extra, method=methods, seeds="0-1")
+    result = run_cli(*args, cwd=plugins[0].parent)
     assert result.returncode == 0, result.stderr
     assert "12 cells: trained 12" in result.stdout, result.stdout
 
