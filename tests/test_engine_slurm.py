@@ -230,6 +230,9 @@ def test_detach_submits_and_returns_then_the_same_sweep_collects_and_submits_onl
     assert "3 cells: trained" in said(second.stdout), second.stdout
     assert_one_finished_record_per_cell(store, {0, 1, 2})
     assert arrays[-1].settled  # (the first array is settled by whichever run looks at it once its tasks have ended)
+    # Slurm options are placement: other options, the same cells, every one reused
+    moved = run_cli("sweep", str(spec), "--seeds", "0-2", "--engine", "slurm", *TINY, "--slurm", "time=45", "--slurm", "cpus=2")
+    assert moved.returncode == 0 and "reused 3" in said(moved.stdout) and len(read_arrays(store, settled=True)) == 2, moved.stdout
 
 
 def test_concurrent_sweeps_on_one_store_train_each_cell_once(slurm_cluster, tmp_path):
