@@ -27,7 +27,8 @@ Set-up: Ray Tune's extra goes into its own venv, never into the project's .venv:
 
     python3.11 -m venv /tmp/tune-venv && /tmp/tune-venv/bin/pip install -r bench/requirements-tune.txt
 
-Run (from the project root; ~10 minutes on 2 cores, most of it Tune and the 10,000-cell plan):
+Run (from the project root; ~15 minutes on 2 cores, most of it Tune, the 10,000-cell sweep and the local engine's
+200 x 0.5 s; each --repeat adds ~3 minutes):
 
     .venv/bin/python bench/bench_engine.py [--tune-python /tmp/tune-venv/bin/python] [--cells 200]
         [--seconds 0.5] [--workers 2] [--engines local,ray] [--repeat 1] [--pending 10000] [--json out.json]
