@@ -119,8 +119,11 @@ def write_worker(path: Path, info: dict[str, Any]) -> None:
     """worker.json, atomically but without an fsync: it says where a cell ran (and, by its mtime, that it
     started), which a kill never loses; an fsync costs more than the file is worth, twice per cell."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info, indent=1, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(info, indent=1, default=str))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only by a failed write (a full disk)
 
 
 def record_failure(interface_dir: str | Path, error: str, detail: str, cell: Any = None) -> None:
