@@ -401,6 +401,7 @@ OWN = ("seedbench/models/", "seedbench/data/")
 ALLOWED = {
     "seedbench/config.py": "TrialConfig's defaults: a config that names no model or dataset",
     "seedbench/sweep/api.py": "Sweep()'s default grid",
+    "seedbench/sweep/tune.py": "Tune()'s default grid, the same as Sweep()'s",
     "seedbench/analysis/tables.py": "how the paper spells dataset names in Table-1 row labels (reports work without plugins)",
     "seedbench/analysis/api.py": "'base', the arm label of a study's reference arm, not the model",
 }
