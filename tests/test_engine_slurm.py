@@ -126,6 +126,15 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.1):
     raise AssertionError("timed out waiting")
 
 
+ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+
+
+def job_state(job: str) -> str:
+    """The job's state as slurmctld holds it (the local Slurm keeps an ended job for MinJobAge, 300 s)."""
+    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
+    return next((word.split("=", 1)[1] for word in shown.split() if word.startswith("JobState=")), "")
+
+
 def status(store: Path) -> dict:
     result = run_cli("status", "--store", str(store), "--format", "json")
     assert result.returncode == 0, result.stderr
@@ -335,11 +344,14 @@ def test_the_ray_in_slurm_template_runs_a_sweep_and_leaves_no_ray_behind(slurm_c
     assert template.read_text() in (ROOT / "docs" / "cluster.md").read_text(), "docs/cluster.md shows the template as it is"
     store, log = tmp_path / "store", tmp_path / "ray-%j.out"
     grid = sweep_args(store, "--quiet", *TINY, seeds="0-1")[1:]  # what follows `seedbench sweep`
-    command = ["sbatch", "--wait", "--parsable", "--nodes=1", "--cpus-per-task=2", f"--output={log}", str(template), *grid]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=500)
-    job = result.stdout.strip().split(";")[0]
-    output = Path(str(log).replace("%j", job)).read_text() if job else ""
-    assert result.returncode == 0, result.stderr + output[-3000:]
+    command = ["sbatch", "--parsable", "--nodes=1", "--cpus-per-task=2", f"--output={log}", str(template), *grid]
+    submitted = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip().split(";")[0]
+    # polled here rather than with `sbatch --wait`, whose sleeps grow 2, 8, 32 s: a 15 s job took 42 s
+    state = wait_for(lambda: (s := job_state(job)) in ENDED and s, timeout=500, every=0.5)
+    output = Path(str(log).replace("%j", job)).read_text()
+    assert state == "COMPLETED", state + output[-3000:]
     assert "2 cells: trained 2" in said(output) and "on the ray engine" in said(output), output[-3000:]
     assert {r["status"] for r in records(store).values()} == {"finished"} and len(records(store)) == 2
     temp = f"/tmp/ray-{job}"

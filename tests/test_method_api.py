@@ -22,8 +22,8 @@ from seedbench.train.trial import build_initialised_model, method_parts
 from tests.conftest import ROOT, run_cli, sweep_args
 from tests.test_report_html import _Images, chromium
 
-EXAMPLES = ("sam", "cosine", "smoothing", "mixup", "phases")
-METHOD_OF = {"sam": "sam", "cosine": "cosine", "smoothing": "smoothing", "mixup": "mixup", "phases": "probe_then_tune"}
+EXAMPLES = ("sam", "cosine", "smoothing", "mixup", "phases", "signsgd")
+METHOD_OF = {"sam": "sam", "cosine": "cosine", "smoothing": "smoothing", "mixup": "mixup", "phases": "probe_then_tune", "signsgd": "signsgd"}
 FAST = ["--epochs", "2", "--set", "limit_train=96", "--set", "val_size=48"]
 
 
@@ -222,21 +222,30 @@ def _plugin_args(plugins: list[Path]) -> list[str]:
     return [arg for p in plugins for arg in ("--plugin", str(p))]
 
 
-def _sweep(store: Path, plugins: list[Path], *extra: str) -> None:
+def _sweep(store: Path, plugins: list[Path], *extra: str) -> str:
     methods = ",".join([*METHOD_OF.values(), "sgd"])
     args = sweep_args(store, *_plugin_args(plugins), "--quiet", *FAST, *extra, method=methods, seeds="0-1")
     result = run_cli(*args, cwd=plugins[0].parent)
     assert result.returncode == 0, result.stderr
-    assert "12 cells: trained 12" in result.stdout, result.stdout
+    assert "14 cells: trained 14" in result.stdout, result.stdout
+    return result.stdout
 
 
-def _check_store(store: Path, plugins: list[Path], tmp_path: Path) -> None:
+def _check_records(store: Path, plugins: list[Path]) -> None:
     records = [json.loads(p.read_text()) for p in store.rglob("run.json")]
     assert sorted(r["method"] for r in records) == sorted([*METHOD_OF.values(), "sgd"] * 2)
     assert all(r["status"] == "finished" for r in records), [(r["method"], r.get("error")) for r in records]
     cosine_dir = next(p.parent for p in store.rglob("run.json") if json.loads(p.read_text())["method"] == "cosine")
     lrs = [json.loads(line)["lr"] for line in (cosine_dir / "epochs.jsonl").read_text().splitlines()]
     assert len(lrs) == 2 and lrs[1] < lrs[0], "the cosine schedule's lr is logged per epoch and falls"
+    signsgd = [r for r in records if r["method"] == "signsgd"]
+    assert {r["lr"] for r in signsgd} == {0.002}, "the plugin's own default lr for fc-digits"
+    mine = str(next(p for p in plugins if p.name == "signsgd.py").resolve())
+    assert all(mine in {entry["ref"] for entry in r["plugins"]} for r in signsgd), "the record names the plugin's file"
+
+
+def _check_store(store: Path, plugins: list[Path], tmp_path: Path) -> None:
+    _check_records(store, plugins)
 
     report = run_cli("report", "--store", str(store), *_plugin_args(plugins), "--format", "json", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
@@ -265,9 +274,10 @@ def test_the_examples_run_report_and_render_on_the_local_engine(plugins: list[Pa
 
 
 def test_the_examples_run_on_the_ray_engine(plugins: list[Path], tmp_path: Path, ray_cluster) -> None:
+    """Ray workers import every plugin from its file; what is read back from the store is the local test's."""
     store = tmp_path / "store"
-    _sweep(store, plugins, "--ray-address", ray_cluster.address)
-    _check_store(store, plugins, tmp_path)
+    assert "ray engine" in _sweep(store, plugins, "--ray-address", ray_cluster.address)
+    _check_records(store, plugins)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,6 +30,7 @@ once, in the loop, where a reader can see it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -198,9 +199,20 @@ class Method:
         return cfg.model_copy(update=updates) if updates else cfg
 
     def arm_label(self, cfg: TrialConfig, model_default_init: str | None = None) -> str:
-        """What the arm did, in words: the method, its non-default variant keys and its init pipeline."""
+        """What the arm did, in words: the method, its non-default variant keys and its init pipeline.
+
+        An lr other than the method's table value for the cell is part of the arm: a default and a tuned
+        lr in one store are two arms, never one arm of twice the seeds and a mixed spread.
+        """
         defaults = self.config.model_fields
         parts = [self.name]
+        if cfg.lr is not None:
+            try:
+                table = self.learning_rate(cfg.lr_table, cfg.model, cfg.dataset)
+            except ConfigError:
+                table = None
+            if table is None or not math.isclose(cfg.lr, table, rel_tol=1e-9):
+                parts.append(f"lr={cfg.lr:g}")
         for key in self.arm_keys:
             value = getattr(cfg, key)
             if value != defaults[key].default:
