@@ -278,6 +278,12 @@ def test_the_examples_run_on_the_ray_engine(plugins: list[Path], tmp_path: Path,
     store = tmp_path / "store"
     assert "ray engine" in _sweep(store, plugins, "--ray-address", ray_cluster.address)
     _check_records(store, plugins)
+    # a Ray worker is another process: it hashes the plugins it was handed and agrees with the driver
+    records = [json.loads(p.read_text()) for p in store.rglob("run.json")]
+    assert all(r["code_driver_sha256"] is None for r in records), "a worker's code differed from the driver's"
+    for r in records:
+        if r["method"] != "sgd":
+            assert {str(p.resolve()) for p in plugins} & {f["path"] for f in r["code_files"]}, r["method"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,6 @@
 """Bring your own method: examples/signsgd.py, copied outside the repository, through the CLI.
 
-(On the Ray engine it runs with the other examples in tests/test_method_api.py.)
+(Swept, reported and compared on both engines with the other examples in tests/test_method_api.py.)
 """
 
 from __future__ import annotations
@@ -29,40 +29,6 @@ def _rows(store: Path, plugin: Path) -> list[dict]:
     report = run_cli("report", "--store", str(store), "--plugin", str(plugin), "--format", "json", cwd=plugin.parent)
     assert report.returncode == 0, report.stderr
     return json.loads(report.stdout)
-
-
-def test_signsgd_plugin_runs_on_the_local_engine_and_reports(tmp_path: Path, plugin_copy: Path) -> None:
-    store = tmp_path / "store"
-    result = run_cli(
-        "sweep",
-        "--plugin",
-        str(plugin_copy),
-        "--method",
-        "signsgd,sgd",
-        "--model",
-        "fc",
-        "--dataset",
-        "digits",
-        "--seeds",
-        "0-1",
-        "--store",
-        str(store),
-        "--quiet",
-        *FAST,
-        cwd=plugin_copy.parent,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "4 cells: trained 4" in result.stdout
-    records = [json.loads(p.read_text()) for p in store.rglob("run.json")]
-    sign = [r for r in records if r["method"] == "signsgd"]
-    assert len(sign) == 2 and all(r["status"] == "finished" for r in sign)
-    assert sign[0]["lr"] == 0.002  # the plugin's own default for fc-digits
-    assert sign[0]["plugins"][0]["ref"] == str(plugin_copy.resolve())
-    rows = _rows(store, plugin_copy)
-    assert {r["method"] for r in rows} == {"signsgd", "sgd"}
-    compare = run_cli("compare", "--store", str(store), "--by", "arm", "--metric", "val_acc", "--format", "json", "--plugin", str(plugin_copy))
-    assert compare.returncode == 0, compare.stderr
-    assert {json.loads(compare.stdout)[0]["arm_a"], json.loads(compare.stdout)[0]["arm_b"]} == {"signsgd", "sgd"}
 
 
 def test_a_plugin_in_a_sweep_file_is_found_relative_to_the_file(tmp_path: Path, plugin_copy: Path) -> None:

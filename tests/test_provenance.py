@@ -136,20 +136,6 @@ def test_the_record_carries_every_provenance_field(tmp_path: Path) -> None:
     assert rows == [{"code_sha256": record["code_sha256"], "git_commit": record["git_commit"], "device_name": record["device_name"]}]
 
 
-def test_ray_workers_record_and_verify_the_drivers_code_version(tmp_path: Path, ray_cluster) -> None:
-    """A Ray worker is another process: it hashes the plugin it was handed and agrees with the driver."""
-    plugin, store = _plugin(tmp_path), tmp_path / "store"
-    ray = ["--ray-address", ray_cluster.address]
-    result = run_cli(*_sweep(plugin, store, "0-1", *ray), cwd=plugin.parent)
-    assert result.returncode == 0 and "trained 2" in result.stdout and "ray engine" in result.stdout, result.stdout + result.stderr
-    records = _records(store)
-    assert len({r["code_sha256"] for r in records}) == 1 and all(r["code_driver_sha256"] is None for r in records)
-    assert all(str(plugin.resolve()) in {f["path"] for f in r["code_files"]} for r in records)
-    _ten_times_the_lr(plugin)
-    stopped = run_cli(*_sweep(plugin, store, "0-1", *ray), cwd=plugin.parent)
-    assert stopped.returncode == 2 and "signsgd (2 cells" in stopped.stderr and "reused" not in stopped.stdout, stopped.stdout + stopped.stderr
-
-
 def test_kept_stale_cells_are_remembered_and_the_report_flags_an_arm_of_two_code_versions(tmp_path: Path) -> None:
     plugin, store = _plugin(tmp_path), tmp_path / "store"
     assert run_cli(*_sweep(plugin, store), cwd=plugin.parent).returncode == 0
