@@ -98,6 +98,11 @@ def sweep_spec_from_args(args: argparse.Namespace):
     spec.overrides.update(_overrides(args.set))
     if args.epochs is not None:
         spec.overrides["epochs"] = args.epochs
+    return apply_where_flags(spec, args)
+
+
+def apply_where_flags(spec, args: argparse.Namespace):
+    """The flags that say where a sweep or a tune runs and stores (--store, --data-dir, --pack, --engine)."""
     if args.store is not None:
         spec.store = _store_flag(args.store)
     if args.data_dir:

@@ -84,7 +84,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def tune_spec_from_args(args: argparse.Namespace):
     """The study a command line asks for: a YAML file with flags on top, or flags alone."""
-    from seedbench.cli.main import _overrides, _store_flag
+    from seedbench.cli.main import _overrides, apply_where_flags
     from seedbench.sweep.grid import parse_seeds, split_list
     from seedbench.sweep.tune import TuneSpec, load_tune_spec
 
@@ -107,17 +107,7 @@ def tune_spec_from_args(args: argparse.Namespace):
         spec.presets = [p.lstrip("~") for p in split_list(args.preset)]
     spec.plugins = [*spec.plugins, *(args.plugin or [])]
     spec.overrides.update(_overrides(args.set))
-    if args.store is not None:
-        spec.store = _store_flag(args.store)
-    if args.data_dir:
-        spec.data_dir = args.data_dir
-    if args.pack is not None:
-        spec.pack = args.pack
-    if args.engine:
-        spec.engine = args.engine
-    elif args.ray_address:
-        spec.engine = "ray"
-    return spec
+    return apply_where_flags(spec, args)
 
 
 def final_sweep_hint(spec, preset: str) -> str:
