@@ -97,3 +97,44 @@ def test_fpd_rejects_different_learning_rates_per_group() -> None:
     opt = FPD([{"params": first}, {"params": second, "lr": 0.1}], lr=0.5, dims=3, seed=0)
     with pytest.raises(ValueError, match="one learning rate"):
         _train(model, opt, x, y, 1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"distribution": "normal"},
+        {"distribution": "uniform", "compartments": "layer", "chunk": 3},
+        {"distribution": "bernoulli", "normalization": "unbiased"},
+    ],
+    ids=["normal", "uniform-layer-chunked", "bernoulli-unbiased"],
+)
+def test_kept_directions_train_bitwise_like_redrawn_ones(options: dict) -> None:
+    """Keeping P is a speed-up only: every step, the point and the coordinates equal the redrawn path's."""
+    runs = []
+    for keep in (False, True):
+        model, x, y = _problem()
+        opt = FPD(model.parameters(), lr=0.5, dims=7, seed=11, keep_directions=keep, **options)
+        assert opt._projector.keep is keep
+        _train(model, opt, x, y, steps=6)
+        runs.append((_flat(model), [c.clone() for c in opt.coordinates]))
+        opt.rebuild_parameters()
+        runs[-1] += (_flat(model),)
+    (p_redrawn, c_redrawn, r_redrawn), (p_kept, c_kept, r_kept) = runs
+    assert torch.equal(p_redrawn, p_kept)
+    assert all(torch.equal(a, b) for a, b in zip(c_redrawn, c_kept))
+    assert torch.equal(r_redrawn, r_kept)
+
+
+def test_directions_are_kept_by_default_only_when_they_fit() -> None:
+    model, x, y = _problem()
+    small = FPD(model.parameters(), lr=0.5, dims=4, seed=0)
+    assert small._projector.keep  # 4 x 47 doubles
+    _train(model, small, x, y, steps=2)
+    assert len(small._projector._kept) == 1  # drawn once, for the one compartment, however many steps
+    tight = FPD(model.parameters(), lr=0.5, dims=4, seed=0)
+    tight.KEEP_BYTES = 4 * 47 * 8 - 1
+    tight._projector_cache = None
+    assert not tight._projector.keep
+    hadamard = FPD(model.parameters(), lr=0.5, dims=4, seed=0, bases="hadamard", keep_directions=True)
+    assert not hadamard._projector.keep  # Hadamard rows are a transform, nothing to redraw
+    assert not RBD(model.parameters(), lr=0.5, dims=4, seed=0)._projector.keep  # new directions every step

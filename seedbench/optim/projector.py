@@ -5,10 +5,17 @@ itself is identical, so both delegate here. The hot loop is fused per chunk of d
 chunk buffer, one matrix-vector product for the coordinates, one `addmv_` to accumulate the update,
 so every direction is generated once and touched twice while still in memory, and nothing of size
 d x D ever exists.
+
+FPD is the exception worth making: its directions never change, so regenerating them every step
+spends nearly all of a step drawing the same random numbers again. A projector built with
+`keep=True` draws the raw Gaussian matrix of a (seed, step) once, with the same generator and the
+same chunks, and then walks the kept rows in the same chunks, so every product sees the same
+numbers in the same order and the result is bitwise the one regeneration gives, only faster.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +64,7 @@ class Projector:
         bases: str,
         chunk: int,
         compartments: str,
+        keep: bool = False,
     ):
         total = sum(sizes)
         if compartments == "network":
@@ -80,6 +88,8 @@ class Projector:
         self.bases, self.chunk = bases, chunk
         self._gens: dict[torch.device, torch.Generator] = {}
         self._buffer: torch.Tensor | None = None
+        self.keep = keep and bases == "gaussian"  # Hadamard directions cost a transform, not a draw
+        self._kept: dict[tuple, torch.Tensor] = {}
 
     def _generator(self, device: torch.device, seed: int) -> torch.Generator:
         gen = self._gens.get(device)
@@ -94,6 +104,25 @@ class Projector:
             buf = self._buffer = torch.empty(need, device=device, dtype=dtype)
         return buf
 
+    def _raw_chunks(
+        self, seed: int, step: int, k: int, comp: Compartment, device: torch.device, dtype: torch.dtype
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """The raw Gaussian-family rows of compartment k at (seed, step), `chunk` rows at a time."""
+        if not self.keep:
+            gen = self._generator(device, step_seed(seed, step, k))
+            yield from iter_chunks(gen, comp.dims, comp.size, self.distribution, self.chunk, self._chunk_buffer(device, dtype))
+            return
+        key = (seed, step, k, device, dtype)
+        raw = self._kept.get(key)
+        if raw is None:
+            gen = self._generator(device, step_seed(seed, step, k))
+            raw = torch.empty(comp.dims, comp.size, device=device, dtype=dtype)
+            for start, e in iter_chunks(gen, comp.dims, comp.size, self.distribution, self.chunk, self._chunk_buffer(device, dtype)):
+                raw[start : start + e.shape[0]] = e
+            self._kept[key] = raw
+        for start in range(0, comp.dims, self.chunk):
+            yield start, raw[start : start + self.chunk]
+
     def project(self, g: torch.Tensor, seed: int, step: int, out: torch.Tensor) -> list[torch.Tensor]:
         """out <- g_hat; returns the coordinates <g, phi_i> of every compartment (what workers would exchange)."""
         coords: list[torch.Tensor] = []
@@ -107,8 +136,7 @@ class Projector:
             else:
                 ck = torch.empty(comp.dims, device=g.device, dtype=g.dtype)
                 hk.zero_()
-                buf = self._chunk_buffer(g.device, g.dtype)
-                for start, e in iter_chunks(gen, comp.dims, comp.size, self.distribution, self.chunk, buf):
+                for start, e in self._raw_chunks(seed, step, k, comp, g.device, g.dtype):
                     c = ck[start : start + e.shape[0]]
                     torch.mv(e, gk, out=c)
                     hk.addmv_(e.t(), c)
@@ -130,8 +158,7 @@ class Projector:
                 torch.mul(fwht(z)[: comp.size], signs[: comp.size], out=hk)
             else:
                 hk.zero_()
-                buf = self._chunk_buffer(out.device, out.dtype)
-                for start, e in iter_chunks(gen, comp.dims, comp.size, self.distribution, self.chunk, buf):
+                for start, e in self._raw_chunks(seed, step, k, comp, out.device, out.dtype):
                     hk.addmv_(e.t(), ck[start : start + e.shape[0]])
             hk.mul_(comp.scale)
         return out

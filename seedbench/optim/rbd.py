@@ -72,8 +72,13 @@ class RBD(RandomBasesOptimizer):
                 self.bases,
                 self.chunk,
                 self.compartments,
+                keep=self._keep_directions(),
             )
         return self._projector_cache
+
+    def _keep_directions(self) -> bool:
+        """RBD draws new directions every step, so there is nothing worth keeping (FPD overrides)."""
+        return False
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "normalization": self.normalization, "compartments": self.compartments, "bases": self.bases}
