@@ -8,6 +8,9 @@ table reports medians:
                      with the same chunking (target <= 1.3: the step should be little more than its RNG)
     rbd / sgd        RBD step over an SGD step (no target: this is the price of the method)
     hadamard / sgd   RBD with Walsh-Hadamard bases over an SGD step (target <= 10)
+    fpd kept / redrawn   FPD holding its fixed directions in memory over FPD drawing them again each
+                     step (keep_directions=False); no target, the figure is the point of keeping them
+    fpd kept / sgd   what a kept-basis FPD step costs over SGD (two d x D matrix-vector products)
 
     python bench/bench_rbd.py [--device cpu|cuda] [--steps N] [--threads T]
 """
@@ -27,7 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seedbench.models import FC, count_parameters  # noqa: E402
-from seedbench.optim import RBD  # noqa: E402
+from seedbench.optim import FPD, RBD  # noqa: E402
 from seedbench.optim.directions import DEFAULT_CHUNK  # noqa: E402
 
 DIMS, BATCH = 250, 32
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         model = FC((1, 28, 28)).to(device)
         if kind == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        elif kind.startswith("fpd"):
+            opt = FPD(model.parameters(), lr=0.01, dims=DIMS, seed=1, keep_directions=kind == "fpd_kept")
         else:
             opt = RBD(model.parameters(), lr=0.01, dims=DIMS, bases=kind, seed=1)
 
@@ -87,7 +92,14 @@ def main(argv: list[str] | None = None) -> int:
             rows = min(DEFAULT_CHUNK, DIMS - start)
             torch.randn(rows, dim, generator=gen, device=device, out=buffer[:rows])
 
-    contenders = {"rbd": make("gaussian"), "hadamard": make("hadamard"), "sgd": make("sgd"), "randn": randn_only}
+    contenders = {
+        "rbd": make("gaussian"),
+        "hadamard": make("hadamard"),
+        "sgd": make("sgd"),
+        "randn": randn_only,
+        "fpd_redrawn": make("fpd_redrawn"),
+        "fpd_kept": make("fpd_kept"),
+    }
     clock = timer(device)
     for _ in range(args.warmup):
         for fn in contenders.values():
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"device={device} threads={torch.get_num_threads()} D={dim:,} d={DIMS} batch={BATCH} chunk={DEFAULT_CHUNK} steps={args.steps} (medians)")
     print(f"{'contender':<22}{'median ms':>12}")
-    for name in ("randn", "sgd", "rbd", "hadamard"):
+    for name in ("randn", "sgd", "rbd", "hadamard", "fpd_redrawn", "fpd_kept"):
         print(f"{name:<22}{med[name] * 1e3:>12.3f}")
     print()
     print(f"{'ratio':<22}{'value':>12}{'target':>10}")
@@ -108,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         ("rbd / randn", med["rbd"] / med["randn"], "<= 1.3"),
         ("rbd / sgd", med["rbd"] / med["sgd"], "n/a"),
         ("hadamard / sgd", med["hadamard"] / med["sgd"], "<= 10"),
+        ("fpd kept / redrawn", med["fpd_kept"] / med["fpd_redrawn"], "n/a"),
+        ("fpd kept / sgd", med["fpd_kept"] / med["sgd"], "n/a"),
     ]
     for name, value, target in rows:
         print(f"{name:<22}{value:>12.3f}{target:>10}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -273,8 +274,14 @@ def _module_of(path: Path, root: Path) -> str | None:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.lru_cache(maxsize=4096)
 def _library_file(module: str, root: Path) -> Path | None:
-    """seedbench.x.y -> root/seedbench/x/y.py (or its package's __init__.py), if it exists."""
+    """seedbench.x.y -> root/seedbench/x/y.py (or its package's __init__.py), if it exists.
+
+    Cached per process: a method's code version walks ~80 module names per cell, two stats each,
+    and which file holds a module does not change while a process runs (a file's content may, and
+    `_read` checks that by its stat every time).
+    """
     base = root.joinpath(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
@@ -308,6 +315,18 @@ def _plugin_entry(module: str) -> tuple[str, str, str | None] | None:
     if ref is None or sha is None:
         return None
     return ref, sha, _plugin_source(ref, sha)
+
+
+_PLUGINS: dict[str, _Source] = {}
+
+
+def _plugin_summary(sha: str, text: str) -> _Source:
+    """summarize(text), once per process per plugin source: `sha` is the text's own sha256, so the
+    entry cannot go stale. Parsing a plugin file again for every cell cost ~10 ms a cell."""
+    source = _PLUGINS.get(sha)
+    if source is None:
+        source = _PLUGINS[sha] = summarize(text)
+    return source
 
 
 def _plugin_source(ref: str, sha: str) -> str | None:
@@ -379,7 +398,7 @@ def method_files(method: Any, framework: str = "torch", root: Path | None = None
             if entry is not None:
                 ref, sha, text = entry
                 files[ref] = sha
-                source = summarize(text) if text is not None else None
+                source = _plugin_summary(sha, text) if text is not None else None
         else:
             local = module.split(".")[0] == "seedbench"
             path = _library_file(module, root) if local else _module_file(module)  # a module plugin, a package of the user's

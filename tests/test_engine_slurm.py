@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from seedbench.record import CACHED_MARKER, WORKER_FILE
+from seedbench.sweep.runners.slurm_background import STATE_FILE
 from seedbench.sweep.runners.slurm_options import cluster_info, node_local_store_warning
 from seedbench.sweep.runners.slurm_queue import REQUEUED_FILE, read_arrays
 from tests.conftest import ROOT, run_cli, sweep_args
@@ -242,6 +243,35 @@ def test_detach_submits_and_returns_then_the_same_sweep_collects_and_submits_onl
     # Slurm options are placement: other options, the same cells, every one reused
     moved = run_cli("sweep", str(spec), "--seeds", "0-2", "--engine", "slurm", *TINY, "--slurm", "time=45", "--slurm", "cpus=2")
     assert moved.returncode == 0 and "reused 3" in said(moved.stdout) and len(read_arrays(store, settled=True)) == 2, moved.stdout
+
+
+def test_a_large_detached_grid_returns_once_planned_and_a_background_submitter_submits_it(slurm_cluster, tmp_path):
+    """More pending cells than the hand-off threshold (lowered to 3 here): the command returns after planning."""
+    store = tmp_path / "store"
+    args = sweep_args(store, "--engine", "slurm", *TINY, "--slurm", "cells_per_task=2", seeds="0-5")
+    handed = {"SEEDBENCH_SLURM_BACKGROUND_OVER": "3"}
+    first = run_cli(*args, "--detach", env=handed)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "6 to prepare and submit" in said(first.stdout) and "background submitter (pid" in said(first.stdout), first.stdout
+    (state_file,) = (store / ".seedbench/slurm").glob(f"*/{STATE_FILE}")
+    state = json.loads(state_file.read_text())
+    assert state["cells"] == 6 and Path(state["log"]).exists()
+    # the copy submits all six; `status` names it while it runs and reports what it did once it ended
+    ended = wait_for(lambda: json.loads(state_file.read_text()).get("ended_at") and json.loads(state_file.read_text()), timeout=120)
+    assert ended["submitted"] == 6 and ended["failed"] == 0, (ended, Path(state["log"]).read_text()[-2000:])
+    arrays = read_arrays(store, settled=True)
+    labels = [c["label"] for r in arrays for task in r.tasks for c in task]
+    assert len(labels) == len(set(labels)) == 6, labels  # each cell submitted once
+    shown = run_cli("status", "--store", str(store))
+    assert shown.returncode == 0 and "background submitter" in said(shown.stdout) and "submitted 6 of 6" in said(shown.stdout), shown.stdout
+    # the same command without --detach collects: nothing is submitted twice, every cell has one record
+    second = run_cli(*args, "--quiet", timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert len(read_arrays(store, settled=True)) == len(arrays), "collecting submitted nothing new"
+    assert_one_finished_record_per_cell(store, set(range(6)))
+    # under the threshold a detached sweep still submits in the foreground
+    small = run_cli(*sweep_args(store, "--engine", "slurm", *TINY, seeds="6-7"), "--detach", env=handed)
+    assert small.returncode == 0 and "submitted 2 to Slurm" in said(small.stdout), small.stdout
 
 
 def test_concurrent_sweeps_on_one_store_train_each_cell_once(slurm_cluster, tmp_path):

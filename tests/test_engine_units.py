@@ -122,3 +122,39 @@ print(len(cells) == 2 * len(method_names()) > 2, sorted(states), "torch" in sys.
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "['pending']", "False"]
+
+
+def test_a_background_submitter_is_told_apart_running_finished_or_ended_early(tmp_path, monkeypatch):
+    """`seedbench status` reads the submitter's state file: a live pid, an ended_at, or a pid that is gone."""
+    import socket
+    import subprocess
+    import sys
+
+    from seedbench.record import write_json_atomic
+    from seedbench.sweep.runners import slurm_background as bg
+
+    path = bg.state_path(tmp_path, "abc")
+    path.parent.mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    base = {"host": socket.gethostname(), "log": str(tmp_path / "x.log"), "cells": 500, "started_at": 0.0, "ended_at": None}
+    write_json_atomic(path, {**base, "pid": gone.pid})
+    early = bg.submitter_state(tmp_path, "abc")
+    assert early["running"] is False and "ended before it finished" in bg.describe(early) and "again" in bg.describe(early)
+    alive = subprocess.Popen([sys.executable, "-m", "seedbench.cli", "--help"], stdout=subprocess.DEVNULL)  # a seedbench command
+    try:
+        write_json_atomic(path, {**base, "pid": alive.pid})
+        state = bg.submitter_state(tmp_path, "abc")
+        assert state["running"] or alive.poll() is not None  # unless it already printed its help and left
+    finally:
+        alive.wait()
+    write_json_atomic(path, {**base, "pid": gone.pid, "ended_at": 1.0, "submitted": 500})
+    assert "submitted 500 of 500" in bg.describe(bg.submitter_state(tmp_path, "abc"))
+    write_json_atomic(path, {**base, "pid": 1, "host": "elsewhere"})
+    assert bg.submitter_state(tmp_path, "abc")["running"] is None  # another host: not judged from here
+    assert bg.submitter_state(tmp_path, "none") is None
+    # the hand-off threshold, and never from inside the background copy itself
+    monkeypatch.setenv(bg.OVER_ENV, "10")
+    assert bg.hand_off(11) and not bg.hand_off(10)
+    monkeypatch.setenv(bg.SUBMITTER_ENV, str(path))
+    assert not bg.hand_off(10_000)

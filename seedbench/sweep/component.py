@@ -35,6 +35,7 @@ from machinable import Interface
 
 from seedbench.config import TrialConfig, split_placement
 from seedbench.errors import ConfigError
+from seedbench.seeding import seed_torch
 
 PACKAGE = "components"
 
@@ -94,12 +95,11 @@ class MethodComponent(Interface):
     def on_seeding(self) -> bool:
         """Global RNGs get the run seed too; training itself uses the per-stream generators."""
         import numpy as np
-        import torch  # here, not at the top: the driver builds every cell's config and must not pay for torch
 
         seed = int(self.config.seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
+        seed_torch(seed)
         return True
 
     def __call__(self) -> None:

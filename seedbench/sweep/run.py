@@ -392,6 +392,14 @@ def run_sweep(
             del planned  # the feeder holds what is pending; the rest need not stay in memory
             summary.sweep_file = write_sweep(directory, cells, folders, engine, argv)
             summary.timings["plan"] = time.time() - mark
+        if engine == "slurm" and detach and argv is not None and todo:
+            from seedbench.sweep.runners.slurm_background import hand_off, start_submitter
+
+            if hand_off(len(todo)):  # preparing this many cells takes minutes: a background copy does it
+                summary.slurm = runner.handed_off(start_submitter(directory, runner.sweep, argv, len(todo)))
+                summary.folders = folders
+                summary.seconds = time.time() - started
+                return summary
         progress.start(len(todo) + getattr(runner, "adopted_cells", 0))
         listed = {"at": time.time(), "cost": 0.0, "dirty": False}
 
@@ -416,7 +424,13 @@ def run_sweep(
                 write_sweep(directory, cells, folders, engine, argv)
                 listed.update(at=time.time(), cost=time.time() - now, dirty=False)
 
-        feeder = Feeder(todo, packer, lambda p: prepare_cell(p, directory, root, override, env), lambda: index_lock(database), prepared_one)
+        feeder = Feeder(
+            todo,
+            packer,
+            lambda p: prepare_cell(p, directory, root, override, env, ahead=engine != "slurm"),
+            lambda: index_lock(database),
+            prepared_one,
+        )
         del todo  # the feeder's queue holds the pending cells; each is let go once prepared
         mark = time.time()
         runner.run_to_end(ticked, feeder.refill)
@@ -437,6 +451,10 @@ def run_sweep(
         summary.timings["prepare"] = feeder.seconds
         summary.timings["run"] = time.time() - mark - feeder.seconds
     summary.seconds = time.time() - started
+    if engine == "slurm":
+        from seedbench.sweep.runners.slurm_background import finish_submitter
+
+        finish_submitter(summary)  # in a background submitter only: what it did, for `seedbench status`
     return summary
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from seedbench.config import DEVICE_ENV, PLACEMENT_ENV, Placement, TrialConfig
 from seedbench.methods.base import Method
 from seedbench.record import EPOCHS_FILE, TRACEBACK_FILE, RunRecord, write_record
+from seedbench.seeding import seed_torch
 
 
 def resolve_device(requested: str) -> str:
@@ -65,7 +66,7 @@ def build_initialised_model(
 
     spec = get_model(cfg.model)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
+        seed_torch(init_seed)
         model = spec.builder()(tuple(in_shape), num_classes)
     base = cfg.init or spec.default_init
     if base != spec.default_init or cfg.stabilize or cfg.rewire:

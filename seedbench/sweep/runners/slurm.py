@@ -314,6 +314,19 @@ class SlurmRunner:
         task.items.append(stub)
         self.adopted_cells += 1
 
+    def handed_off(self, submitter: dict[str, Any]) -> dict[str, Any]:
+        """The sweep summary's Slurm part when a background copy prepares and submits the pending cells."""
+        return {
+            "arrays": [],
+            "submitted": 0,
+            "adopted": self.adopted_cells,
+            "already_queued": self.already_queued,
+            "detached": True,
+            "folder": None,
+            "submit_seconds": 0.0,
+            "background": submitter,
+        }
+
     # -- the runner protocol shared with LocalRunner and RayRunner ---------------------------------------
     def submit(self, cell: Any) -> None:
         self.buffer.append(cell)
