@@ -2,7 +2,7 @@
 
 Submitting to Slurm takes seconds for any grid (arrays of MaxArraySize tasks, several cells per task),
 but before a cell can be submitted the driver materialises it in machinable's store and index, about
-20 ms a cell on an idle machine (40 ms on a loaded login node): 10,000 cells are minutes of a command
+10 ms a cell on an idle machine (40 ms on a loaded login node): 10,000 cells are minutes of a command
 that was meant to return at once. Moving that work into the array tasks would need the index written
 from many nodes at once, which SQLite on a shared filesystem does not promise. So the driver stays
 the only writer, and a detached sweep of more than BACKGROUND_OVER pending cells returns as soon as
