@@ -810,3 +810,15 @@ def test_a_query_on_a_full_or_read_only_disk_answers_from_the_run_folders(ctx: C
                 assert "sgd" in result.stdout and "fc" in result.stdout, result.stdout
         assert snapshot(disk) == before, "a query wrote to the store"
         assert not [p for p in disk.rglob(f"{CACHE_DIR}/*") if p.name != ".lock"], "nor to its cache"
+
+
+def test_a_malformed_background_threshold_is_one_line_before_anything_is_written(tmp_path):
+    """A typo in SEEDBENCH_SLURM_BACKGROUND_OVER is refused before Slurm is asked or the store exists."""
+    store = tmp_path / "new-store"
+    for value in ("lots", "-5"):
+        result = run_cli(
+            "sweep", "--method", "sgd", "--model", "fc", "--dataset", "digits", "--seeds", "0", "--store", str(store),
+            "--engine", "slurm", "--detach", env={"SEEDBENCH_SLURM_BACKGROUND_OVER": value},
+        )  # fmt: skip
+        assert_one_line_error(result, "SEEDBENCH_SLURM_BACKGROUND_OVER", "whole number")
+        assert not store.exists()

@@ -141,13 +141,24 @@ def test_a_background_submitter_is_told_apart_running_finished_or_ended_early(tm
     write_json_atomic(path, {**base, "pid": gone.pid})
     early = bg.submitter_state(tmp_path, "abc")
     assert early["running"] is False and "ended before it finished" in bg.describe(early) and "again" in bg.describe(early)
-    alive = subprocess.Popen([sys.executable, "-m", "seedbench.cli", "--help"], stdout=subprocess.DEVNULL)  # a seedbench command
+    # a live process whose command line names seedbench.cli, as the copy's does
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "seedbench.cli"])
     try:
         write_json_atomic(path, {**base, "pid": alive.pid})
         state = bg.submitter_state(tmp_path, "abc")
-        assert state["running"] or alive.poll() is not None  # unless it already printed its help and left
+        assert state["running"] is True and "submitting 500 cells in the background" in bg.describe(state)
     finally:
+        alive.kill()
         alive.wait()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a reused pid: not a seedbench command
+    try:
+        write_json_atomic(path, {**base, "pid": other.pid})
+        assert bg.submitter_state(tmp_path, "abc")["running"] is False
+    finally:
+        other.kill()
+        other.wait()
+    write_json_atomic(path, {**base, "pid": None})
+    assert bg.submitter_state(tmp_path, "abc")["running"] is True  # the state file written just before the copy starts
     write_json_atomic(path, {**base, "pid": gone.pid, "ended_at": 1.0, "submitted": 500})
     assert "submitted 500 of 500" in bg.describe(bg.submitter_state(tmp_path, "abc"))
     write_json_atomic(path, {**base, "pid": 1, "host": "elsewhere"})
@@ -156,5 +167,9 @@ def test_a_background_submitter_is_told_apart_running_finished_or_ended_early(tm
     # the hand-off threshold, and never from inside the background copy itself
     monkeypatch.setenv(bg.OVER_ENV, "10")
     assert bg.hand_off(11) and not bg.hand_off(10)
+    monkeypatch.setenv(bg.OVER_ENV, "ten")
+    with pytest.raises(ConfigError, match="whole number"):
+        bg.hand_off(11)
+    monkeypatch.setenv(bg.OVER_ENV, "10")
     monkeypatch.setenv(bg.SUBMITTER_ENV, str(path))
     assert not bg.hand_off(10_000)

@@ -208,13 +208,13 @@ def _stale_note(summary: SweepSummary) -> str:
 def _print_detached(console: Console, summary: SweepSummary) -> int:
     """The closing lines of `sweep --detach`: what went to Slurm, and how to follow and collect it."""
     slurm = summary.slurm
+    queued = f", {slurm['already_queued']} already queued or running from an earlier submission" if slurm["already_queued"] else ""
+    skipped = f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else ""
     background = slurm.get("background")
     if background:
-        queued = f", {slurm['already_queued']} already queued or running from an earlier submission" if slurm["already_queued"] else ""
         console.print(
-            f"[bold]{summary.total} cells[/]: {background['cells']} to prepare and submit{queued}, reused {summary.reused}"
-            + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
-            + f"; checked and planned in {summary.seconds:.1f} s  [dim]store: {summary.store}[/]"
+            f"[bold]{summary.total} cells[/]: {background['cells']} to prepare and submit{queued}, reused {summary.reused}{skipped}"
+            f"; checked and planned in {summary.seconds:.1f} s  [dim]store: {summary.store}[/]"
         )
         console.print(
             f"a background submitter (pid {background['pid']}) prepares them and submits them array by array, so the first jobs "
@@ -223,13 +223,11 @@ def _print_detached(console: Console, summary: SweepSummary) -> int:
         )
         return 0
     arrays = slurm["arrays"]
-    queued = f", {slurm['already_queued']} already queued or running from an earlier submission" if slurm["already_queued"] else ""
     ids = ", ".join(arrays[:5]) + (", ..." if len(arrays) > 5 else "")
     console.print(
         f"[bold]{summary.total} cells[/]: submitted {slurm['submitted']} to Slurm"
         + (f" as {len(arrays)} job array{'s' if len(arrays) != 1 else ''} ({ids})" if arrays else "")
-        + f"{queued}, reused {summary.reused}"
-        + (f", failed earlier and skipped {len(summary.skipped_failed)}" if summary.skipped_failed else "")
+        + f"{queued}, reused {summary.reused}{skipped}"
         + f" in {summary.seconds:.1f} s  [dim]store: {summary.store}[/]"
     )
     console.print("`seedbench status` shows their progress; run the same command again to collect the results and submit what is missing")
@@ -253,7 +251,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     sweeps = sweep_status(directory, warnings)
     for warning in warnings:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-    from seedbench.sweep.runners.slurm_background import submitter_state
+    from seedbench.sweep.runners.slurm_background import describe, submitter_state
 
     submitters = {s.id: submitter_state(directory, s.id) for s in sweeps if s.engine == "slurm"}
     if args.format == "json":
@@ -301,8 +299,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     console.print(table)
     for sweep, state in submitters.items():  # a detached sweep's background submitter: running, done, or ended early
         if state is not None:
-            from seedbench.sweep.runners.slurm_background import describe
-
             console.print(f"{sweep[:8]} {escape(describe(state))}", highlight=False, soft_wrap=True)
     for s in sweeps:  # finished cells made by code that has changed since: counted finished, named here
         for method, group in s.stale.items():

@@ -268,6 +268,10 @@ def run_sweep(
         raise ConfigError("--ray-address needs --engine ray")
     if (detach or slurm) and engine != "slurm":
         raise ConfigError(f"{'--detach' if detach else '--slurm'} needs --engine slurm")
+    if detach:
+        from seedbench.sweep.runners.slurm_background import threshold
+
+        threshold()  # a malformed SEEDBENCH_SLURM_BACKGROUND_OVER is refused before anything is written
     override = parse_resources(resources if resources is not None else spec.resources)
     pack = check_pack(pack if pack is not None else spec.pack)
     policy = check_policy(rerun_stale, keep_stale)

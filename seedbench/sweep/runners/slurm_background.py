@@ -18,6 +18,7 @@ whether the copy finished or was killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from seedbench.errors import ConfigError
 from seedbench.record import write_json_atomic
 from seedbench.sweep.runners.slurm_queue import SLURM_DIR
 
@@ -36,15 +38,25 @@ SUBMITTER_ENV = "SEEDBENCH_SLURM_SUBMITTER"  # set in the background copy: the p
 STATE_FILE = "submitter.json"
 
 
+def threshold() -> int:
+    """BACKGROUND_OVER, or OVER_ENV's value; a malformed one is the user's typo, refused in one line."""
+    text = os.environ.get(OVER_ENV)
+    if text is None:
+        return BACKGROUND_OVER
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{OVER_ENV}={text!r} is not a number of cells; set it to a whole number >= 0, or unset it for {BACKGROUND_OVER}")
+    return value
+
+
 def hand_off(pending: int) -> bool:
     """Whether a detached sweep with `pending` cells to prepare returns and leaves them to a background copy."""
     if os.environ.get(SUBMITTER_ENV):
         return False  # this is the copy
-    try:
-        over = int(os.environ.get(OVER_ENV, BACKGROUND_OVER))
-    except ValueError:
-        over = BACKGROUND_OVER
-    return pending > over
+    return pending > threshold()
 
 
 def state_path(store: Path, sweep: str) -> Path:
@@ -58,6 +70,9 @@ def start_submitter(store: Path, sweep: str, argv: list[str], pending: int) -> d
     log = folder / f"submitter-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     path = folder / STATE_FILE
     env = {**os.environ, SUBMITTER_ENV: str(path)}
+    # written before the copy starts, so that its own end (finish_submitter) is never overwritten by this
+    state = {"pid": None, "host": socket.gethostname(), "log": str(log), "cells": pending, "started_at": time.time(), "ended_at": None}
+    write_json_atomic(path, state)
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(
             [sys.executable, "-m", "seedbench.cli", *argv],
@@ -68,8 +83,10 @@ def start_submitter(store: Path, sweep: str, argv: list[str], pending: int) -> d
             cwd=os.getcwd(),
             start_new_session=True,  # not in the terminal's process group: Ctrl-C or a closed terminal leaves it alone
         )
-    state = {"pid": process.pid, "host": socket.gethostname(), "log": str(log), "cells": pending, "started_at": time.time(), "ended_at": None}
-    write_json_atomic(path, state)
+    state["pid"] = process.pid
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("ended_at") is None:  # the copy needs a second to import: it has not ended
+            write_json_atomic(path, state)
     return state
 
 
@@ -99,7 +116,9 @@ def submitter_state(store: Path, sweep: str) -> dict[str, Any] | None:
     if not isinstance(state, dict) or "pid" not in state:
         return None
     alive = False
-    if state.get("ended_at") is None and state.get("host") == socket.gethostname():
+    if state.get("ended_at") is None and state.get("pid") is None:
+        alive = True  # being started this instant
+    elif state.get("ended_at") is None and state.get("host") == socket.gethostname():
         try:
             os.kill(int(state["pid"]), 0)
             alive = _cmdline_mentions(int(state["pid"]), "seedbench.cli")
