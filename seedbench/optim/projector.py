@@ -127,10 +127,10 @@ class Projector:
         """out <- g_hat; returns the coordinates <g, phi_i> of every compartment (what workers would exchange)."""
         coords: list[torch.Tensor] = []
         for k, comp in enumerate(self.compartments):
-            gen = self._generator(g.device, step_seed(seed, step, k))
             gk = g[comp.offset : comp.offset + comp.size]
             hk = out[comp.offset : comp.offset + comp.size]
             if self.bases == "hadamard":
+                gen = self._generator(g.device, step_seed(seed, step, k))
                 signs, rows = draw_signs_rows(gen, next_pow2(comp.size), comp.dims, g.device, g.dtype)
                 ck = hadamard_project(gk, signs, rows, hk)
             else:
@@ -148,10 +148,10 @@ class Projector:
         """out <- sum_i c_i phi_i: rebuild a point or an update from coordinates and seeds alone."""
         for k, comp in enumerate(self.compartments):
             ck = coords[k].to(device=out.device, dtype=out.dtype)
-            gen = self._generator(out.device, step_seed(seed, step, k))
             hk = out[comp.offset : comp.offset + comp.size]
             if self.bases == "hadamard":
                 padded = next_pow2(comp.size)
+                gen = self._generator(out.device, step_seed(seed, step, k))
                 signs, rows = draw_signs_rows(gen, padded, comp.dims, out.device, out.dtype)
                 z = torch.zeros(padded, device=out.device, dtype=out.dtype)
                 z.index_copy_(0, rows, ck)
